@@ -36,7 +36,9 @@ def _check_migrations() -> str | None:
 
 def _check_broker() -> str | None:
     options = dict(settings.CELERY_BROKER_TRANSPORT_OPTIONS)
-    with Connection(settings.CELERY_BROKER_URL, transport_options=options, connect_timeout=2) as conn:
+    with Connection(
+        settings.CELERY_BROKER_URL, transport_options=options, connect_timeout=2
+    ) as conn:
         conn.ensure_connection(max_retries=1, timeout=2)
     return None
 
@@ -60,7 +62,11 @@ def _run(check: Callable[[], str | None]) -> dict:
     return result
 
 
-READY_CHECKS = {"database": _check_database, "migrations": _check_migrations, "broker": _check_broker}
+READY_CHECKS = {
+    "database": _check_database,
+    "migrations": _check_migrations,
+    "broker": _check_broker,
+}
 
 
 def _readiness() -> tuple[bool, dict]:
@@ -75,12 +81,14 @@ def _readiness() -> tuple[bool, dict]:
 
 @never_cache
 @require_GET
+@transaction.non_atomic_requests
 def health(request: HttpRequest) -> JsonResponse:
     return JsonResponse({"status": "ok", "version": settings.APP_VERSION})
 
 
 @never_cache
 @require_GET
+@transaction.non_atomic_requests
 def live(request: HttpRequest) -> JsonResponse:
     return JsonResponse({"status": "ok"})
 

@@ -40,7 +40,9 @@ class IntegrationAdminForm(forms.ModelForm):
         try:
             value = json.loads(raw)
         except json.JSONDecodeError as exc:
-            raise forms.ValidationError(f"Not valid JSON ({exc.msg} at character {exc.pos}).") from None
+            raise forms.ValidationError(
+                f"Not valid JSON ({exc.msg} at character {exc.pos})."
+            ) from None
         if not isinstance(value, dict) or not value:
             raise forms.ValidationError("Enter a JSON object with at least one key.")
         if not all(isinstance(v, str | int | bool) for v in value.values()):
@@ -57,12 +59,29 @@ class IntegrationAdminForm(forms.ModelForm):
 @admin.register(Integration)
 class IntegrationAdmin(admin.ModelAdmin):
     form = IntegrationAdminForm
-    list_display = ["__str__", "company", "provider", "environment", "enabled", "status",
-                    "has_credentials", "last_test_ok", "last_test_at"]
+    list_display = [
+        "__str__",
+        "company",
+        "provider",
+        "environment",
+        "enabled",
+        "status",
+        "has_credentials",
+        "last_test_ok",
+        "last_test_at",
+    ]
     list_filter = ["provider", "environment", "status", "enabled"]
     search_fields = ["name", "company__name", "external_account_id"]
-    readonly_fields = ["has_credentials", "last_test_ok", "last_test_message", "last_test_at",
-                       "last_test_latency_ms", "last_synced_at", "created_at", "updated_at"]
+    readonly_fields = [
+        "has_credentials",
+        "last_test_ok",
+        "last_test_message",
+        "last_test_at",
+        "last_test_latency_ms",
+        "last_synced_at",
+        "created_at",
+        "updated_at",
+    ]
 
     @admin.display(boolean=True, description="Credentials set")
     def has_credentials(self, obj: Integration) -> bool:

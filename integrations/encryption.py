@@ -96,7 +96,9 @@ def encryption_keys_rotate(*, batch_size: int = 500) -> int:
     fernet = get_fernet()
     rewritten = 0
     for model, attname in encrypted_fields():
-        pks = list(model.objects.exclude(**{f"{attname}__isnull": True}).values_list("pk", flat=True))
+        pks = list(
+            model.objects.exclude(**{f"{attname}__isnull": True}).values_list("pk", flat=True)
+        )
         for start in range(0, len(pks), batch_size):
             with transaction.atomic():
                 rows = (

@@ -26,7 +26,9 @@ class Integration(TimeStampedModel):
         NEEDS_REAUTH = "needs_reauth", "Needs reauthorization"
         DISABLED = "disabled", "Disabled"
 
-    company = models.ForeignKey("portal.Company", on_delete=models.CASCADE, related_name="integrations")
+    company = models.ForeignKey(
+        "portal.Company", on_delete=models.CASCADE, related_name="integrations"
+    )
     name = models.CharField(max_length=120, blank=True)
     provider = models.CharField(max_length=32, choices=Provider.choices)
     environment = models.CharField(

@@ -12,7 +12,10 @@ class UserAdmin(DjangoUserAdmin):
     fieldsets = (
         (None, {"fields": ("email", "password")}),
         ("Personal info", {"fields": ("first_name", "last_name")}),
-        ("Permissions", {"fields": ("is_active", "is_staff", "is_superuser", "groups", "user_permissions")}),
+        (
+            "Permissions",
+            {"fields": ("is_active", "is_staff", "is_superuser", "groups", "user_permissions")},
+        ),
         ("Important dates", {"fields": ("last_login", "date_joined")}),
     )
     add_fieldsets = ((None, {"classes": ("wide",), "fields": ("email", "password1", "password2")}),)
@@ -55,8 +58,16 @@ class SyncedAdmin(admin.ModelAdmin):
     sync). The raw payload is deferred in lists: it can be large."""
 
     list_filter = ["company", "integration"]
-    readonly_fields = ["company", "integration", "external_id", "remote_updated_at",
-                       "remote_deleted_at", "raw", "created_at", "updated_at"]
+    readonly_fields = [
+        "company",
+        "integration",
+        "external_id",
+        "remote_updated_at",
+        "remote_deleted_at",
+        "raw",
+        "created_at",
+        "updated_at",
+    ]
 
     def get_queryset(self, request):
         return super().get_queryset(request).defer("raw")

@@ -54,6 +54,10 @@ class _EmailUserManager(UserManager):
         user.save(using=self._db)
         return user
 
+    def get_by_natural_key(self, username):
+        # Addresses are stored lower-case; people type them however they like.
+        return self.get(email__iexact=username)
+
     def create_user(self, email, password=None, **extra_fields):
         extra_fields.setdefault("is_staff", False)
         extra_fields.setdefault("is_superuser", False)
@@ -99,7 +103,9 @@ class Company(TimeStampedModel):
         return self.name
 
 
-zip_code_validator = RegexValidator(r"^[0-9A-Za-z][0-9A-Za-z -]{1,9}$", "Enter a valid zip or postal code.")
+zip_code_validator = RegexValidator(
+    r"^[0-9A-Za-z][0-9A-Za-z -]{1,9}$", "Enter a valid zip or postal code."
+)
 
 
 class ServiceArea(models.Model):
@@ -169,7 +175,8 @@ class TeamMembership(TimeStampedModel):
         constraints = [
             models.UniqueConstraint(fields=["user", "company"], name="portal_teammembership_uniq"),
             models.CheckConstraint(
-                condition=Q(role__in=["admin", "dispatcher"]), name="portal_teammembership_role_valid"
+                condition=Q(role__in=["admin", "dispatcher"]),
+                name="portal_teammembership_role_valid",
             ),
         ]
 
@@ -381,6 +388,9 @@ class JobActivity(SyncedModel):
                 name="portal_jobactivity_time_order",
             ),
         ]
+
+    def __str__(self) -> str:
+        return f"{self.job} @ {self.starts_at:%Y-%m-%d %H:%M}" if self.starts_at else str(self.job)
 
 
 class Attachment(SyncedModel):

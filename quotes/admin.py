@@ -29,9 +29,19 @@ class QuoteLineItemAdmin(SyncedAdmin):
 class QuoteDecisionAdmin(admin.ModelAdmin):
     list_display = ["quote", "decision", "decided_by", "decided_at", "writeback_status"]
     list_filter = ["decision", "writeback_status"]
-    readonly_fields = ["quote", "decided_by", "decided_at", "decision", "approved_line_items",
-                       "notes", "rejection_reason", "writeback_status", "writeback_error",
-                       "writeback_at", "voided_at"]
+    readonly_fields = [
+        "quote",
+        "decided_by",
+        "decided_at",
+        "decision",
+        "approved_line_items",
+        "notes",
+        "rejection_reason",
+        "writeback_status",
+        "writeback_error",
+        "writeback_at",
+        "voided_at",
+    ]
 
     def has_add_permission(self, request):
         return False

@@ -1,4 +1,4 @@
-"""Settings shared by every environment. Environment-specific modules override only what they must."""
+"""Settings shared by every environment; the others override only what they must."""
 
 from config.env import BASE_DIR, env
 
@@ -117,7 +117,9 @@ DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="Fieldbridge <noreply@fie
 
 REDIS_URL = env("REDIS_URL", default="")
 if REDIS_URL:
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
+    CACHES = {
+        "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}
+    }
 else:
     # Without Redis every process (web, worker, beat) still needs one shared cache: a directory.
     CACHES = {

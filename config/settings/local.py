@@ -6,7 +6,9 @@ from .base import *  # noqa: F403
 from .base import VAR_DIR
 
 DEBUG = env.bool("DJANGO_DEBUG", default=True)
-SECRET_KEY = env("DJANGO_SECRET_KEY", default="local-only-insecure-key-not-for-production-use-0123456789")
+SECRET_KEY = env(
+    "DJANGO_SECRET_KEY", default="local-only-insecure-key-not-for-production-use-0123456789"
+)
 ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
 
 # A fixed key so a fresh checkout runs without set-up. It protects nothing: local data only.
@@ -16,5 +18,6 @@ FIELD_ENCRYPTION_KEYS = env.list(
 
 STORAGES["staticfiles"]["BACKEND"] = "django.contrib.staticfiles.storage.StaticFilesStorage"  # noqa: F405
 
-for _sub in ("cache", "media", "celery/broker", "celery/processed", "celery/results"):
+STATIC_ROOT = VAR_DIR / "static"
+for _sub in ("static", "cache", "media", "celery/broker", "celery/processed", "celery/results"):
     (VAR_DIR / _sub).mkdir(parents=True, exist_ok=True)

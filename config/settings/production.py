@@ -1,6 +1,7 @@
 """Production: every required value comes from the environment with no default, so a missing one
 fails at boot (ImproperlyConfigured)."""
 
+from cryptography.fernet import Fernet
 from django.core.exceptions import ImproperlyConfigured
 
 from config.env import env
@@ -15,13 +16,23 @@ DATABASES["default"]["ATOMIC_REQUESTS"] = True
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("DJANGO_CONN_MAX_AGE", default=60)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 REDIS_URL = env("REDIS_URL")
-CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
+CACHES = {
+    "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}
+}
 CELERY_BROKER_URL = env("CELERY_BROKER_URL", default=REDIS_URL)
 CELERY_RESULT_BACKEND = env("CELERY_RESULT_BACKEND", default=REDIS_URL)
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_VISIBILITY_TIMEOUT}  # noqa: F405
 FIELD_ENCRYPTION_KEYS = env.list("FIELD_ENCRYPTION_KEYS")
-if not FIELD_ENCRYPTION_KEYS or not all(FIELD_ENCRYPTION_KEYS):
-    raise ImproperlyConfigured("Set FIELD_ENCRYPTION_KEYS to one or more Fernet keys")
+try:
+    _keys = [Fernet(key.encode()) for key in FIELD_ENCRYPTION_KEYS]
+except ValueError:
+    _keys = []
+if not _keys:
+    raise ImproperlyConfigured(
+        "Set FIELD_ENCRYPTION_KEYS to one or more comma-separated Fernet keys "
+        "(make one with: python -c 'from cryptography.fernet import Fernet; "
+        "print(Fernet.generate_key().decode())')"
+    )
 if len(SECRET_KEY) < 50:
     raise ImproperlyConfigured("DJANGO_SECRET_KEY must be at least 50 characters")
 

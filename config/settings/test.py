@@ -11,5 +11,6 @@ FIELD_ENCRYPTION_KEYS = ["tUJvDsoZ2Xqf2iC7EO3P6A2yKXJ5WrLpbr3KytmRZ-E="]
 STORAGES["staticfiles"]["BACKEND"] = "django.contrib.staticfiles.storage.StaticFilesStorage"  # noqa: F405
 HEALTH_CHECK_TOKEN = "test-health-token"  # noqa: S105
 
-for _sub in ("cache", "media", "celery/broker", "celery/processed", "celery/results"):
+STATIC_ROOT = VAR_DIR / "static"
+for _sub in ("static", "cache", "media", "celery/broker", "celery/processed", "celery/results"):
     (VAR_DIR / _sub).mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,24 @@
+from django.core.management.base import BaseCommand
+
+from portal.services import demo_seed
+
+
+class Command(BaseCommand):
+    help = "Create or reset the demo company, its admin and client user; print how to sign in."
+
+    def add_arguments(self, parser):
+        parser.add_argument(
+            "--password", default="fieldbridge-demo", help="Password for both demo users."
+        )
+        parser.add_argument("--base-url", default="http://127.0.0.1:8000")
+
+    def handle(self, *args, password: str, base_url: str, **options):
+        demo = demo_seed(password=password)
+        admin_url = f"{base_url}/admin/"
+        self.stdout.write(self.style.SUCCESS(f"Demo company ready: {demo.company.name}"))
+        self.stdout.write(f"  Admin       {admin_url}")
+        self.stdout.write(f"              {demo.admin.email} / {password}")
+        self.stdout.write(f"  Client user {base_url}/login/")
+        self.stdout.write(
+            f"              {demo.client_user.email} / {password}  (client: {demo.client.name})"
+        )

@@ -1,0 +1,92 @@
+from dataclasses import dataclass
+from typing import Any
+
+from django.db import models, transaction
+
+from portal.models import Client, ClientMembership, Company, TeamMembership, User
+
+
+def model_update(
+    *, instance: models.Model, fields: list[str], data: dict[str, Any]
+) -> tuple[models.Model, bool]:
+    """Set the given fields from data and save only those that changed (HackSoft's helper)."""
+    changed = [f for f in fields if f in data and getattr(instance, f) != data[f]]
+    for field in changed:
+        setattr(instance, field, data[field])
+    if changed:
+        if any(f.name == "updated_at" for f in instance._meta.fields):
+            changed.append("updated_at")
+        instance.full_clean()
+        instance.save(update_fields=changed)
+    return instance, bool(changed)
+
+
+def user_upsert(*, email: str, password: str, **attrs: Any) -> User:
+    """Create the user, or reset an existing one's password and attributes."""
+    user = User.objects.filter(email__iexact=email).first()
+    if user is None:
+        return User.objects.create_user(email=email, password=password, **attrs)
+    for name, value in attrs.items():
+        setattr(user, name, value)
+    user.set_password(password)
+    user.save()
+    return user
+
+
+@dataclass(frozen=True)
+class DemoAccounts:
+    company: Company
+    admin: User
+    client_user: User
+    client: Client
+    password: str
+
+
+@transaction.atomic
+def demo_seed(*, password: str) -> DemoAccounts:
+    """The demo company for `make run`: a team admin (who is also an operator, so the whole admin
+    is open to them), a sandbox ServiceM8 integration, one client and a client user for it.
+    Running it again resets the demo passwords and creates nothing twice."""
+    from integrations.models import Integration
+
+    company, _ = Company.objects.get_or_create(
+        slug="demo-plumbing",
+        defaults={"name": "Demo Plumbing & Heating", "timezone": "Australia/Sydney"},
+    )
+    admin = user_upsert(
+        email="admin@demo.fieldbridge.test",
+        password=password,
+        first_name="Dana",
+        last_name="Admin",
+        is_staff=True,
+        is_superuser=True,
+    )
+    TeamMembership.objects.update_or_create(
+        user=admin, company=company, defaults={"role": TeamMembership.Role.ADMIN}
+    )
+    integration, _ = Integration.objects.get_or_create(
+        company=company,
+        provider=Integration.Provider.SERVICEM8,
+        environment=Integration.Environment.SANDBOX,
+        external_account_id="demo",
+        defaults={"name": "ServiceM8 sandbox"},
+    )
+    client, _ = Client.objects.get_or_create(
+        integration=integration,
+        external_id="demo-client-0001",
+        defaults={
+            "company": company,
+            "name": "Harbour View Apartments",
+            "kind": Client.Kind.COMMERCIAL,
+        },
+    )
+    client_user = user_upsert(
+        email="client@demo.fieldbridge.test",
+        password=password,
+        first_name="Casey",
+        last_name="Client",
+    )
+    ClientMembership.objects.get_or_create(user=client_user, client=client)
+    return DemoAccounts(
+        company=company, admin=admin, client_user=client_user, client=client, password=password
+    )

@@ -1,0 +1,12 @@
+"""Diagnostic task: proves a worker is consuming, can reach the database, and returns results."""
+
+import socket
+
+from celery import shared_task
+
+
+@shared_task(name="portal.ping")
+def ping(payload: dict) -> dict:
+    from portal.models import Company
+
+    return {"echo": payload, "worker": socket.gethostname(), "companies": Company.objects.count()}

@@ -1,0 +1,41 @@
+import pytest
+from django.conf import settings
+
+from config.celery import app
+from portal.tasks import ping
+from tests import factories
+
+
+def test_sync_and_outbox_work_is_at_least_once():
+    conf = app.conf
+    assert conf.task_acks_late is True
+    assert conf.task_reject_on_worker_lost is True
+    assert conf.worker_prefetch_multiplier == 1
+    assert {q.name for q in conf.task_queues} == {"sync", "outbox", "webhooks", "default"}
+    limits = [conf.task_time_limit, settings.SYNC_TASK_TIME_LIMIT, settings.OUTBOX_TASK_TIME_LIMIT]
+    assert max(limits) < settings.CELERY_VISIBILITY_TIMEOUT
+
+
+@pytest.mark.parametrize(
+    ("task_name", "queue"),
+    [
+        ("sync.sync_connection", "sync"),
+        ("sync.outbox_relay", "outbox"),
+        ("sync.process_webhook_event", "webhooks"),
+        ("portal.ping", "default"),
+    ],
+)
+def test_tasks_are_routed_to_named_queues(task_name, queue):
+    route = app.amqp.router.route({}, task_name)
+    assert route["queue"].name == queue
+
+
+@pytest.mark.celery_worker
+@pytest.mark.django_db(transaction=True)
+def test_round_trip_through_a_real_worker_on_redis(celery_worker_queue):
+    factories.CompanyFactory.create_batch(3)
+    result = ping.apply_async(args=[{"hello": "worker"}], queue=celery_worker_queue)
+    reply = result.get(timeout=30)
+    assert reply["echo"] == {"hello": "worker"}
+    assert reply["companies"] == 3  # the worker read the same PostgreSQL database
+    assert result.status == "SUCCESS"
