@@ -28,6 +28,9 @@ def test_sync_and_outbox_work_is_at_least_once():
 def test_tasks_are_routed_to_named_queues(task_name, queue):
     route = app.amqp.router.route({}, task_name)
     assert route["queue"].name == queue
+    # Its own exchange and key: a message published for one queue never lands in another.
+    assert route["queue"].routing_key == queue
+    assert route["queue"].exchange.name == queue
 
 
 @pytest.mark.celery_worker

@@ -1,6 +1,6 @@
 """Celery settings (CELERY_ namespace). The app itself is config/celery.py."""
 
-from kombu import Queue
+from kombu import Exchange, Queue
 
 from config.env import BASE_DIR, env
 
@@ -9,7 +9,7 @@ _VAR = BASE_DIR / "var"
 
 # Without Redis (`make run`), kombu's filesystem transport is the broker: real worker and beat
 # processes exchange messages through a directory, no service needed.
-CELERY_BROKER_URL = env("CELERY_BROKER_URL", default=_REDIS_URL or "filesystem://")
+CELERY_BROKER_URL = env("CELERY_BROKER_URL", default=_REDIS_URL or "filesystem://localhost/")
 CELERY_RESULT_BACKEND = env(
     "CELERY_RESULT_BACKEND",
     default=_REDIS_URL or f"file://{_VAR / 'celery' / 'results'}",
@@ -40,7 +40,13 @@ CELERY_ENABLE_UTC = True
 
 # Named queues. Routes match task names; anything unrouted lands on "default".
 CELERY_TASK_DEFAULT_QUEUE = "default"
-CELERY_TASK_QUEUES = [Queue(name) for name in ("sync", "outbox", "webhooks", "default")]
+# Each queue has its own direct exchange and routing key, so a message reaches one queue only.
+CELERY_TASK_QUEUES = [
+    Queue(name, Exchange(name, type="direct"), routing_key=name)
+    for name in ("sync", "outbox", "webhooks", "default")
+]
+CELERY_TASK_DEFAULT_EXCHANGE = "default"
+CELERY_TASK_DEFAULT_ROUTING_KEY = "default"
 CELERY_TASK_ROUTES = {
     "sync.process_webhook_event": {"queue": "webhooks"},
     "sync.outbox_*": {"queue": "outbox"},

@@ -1,0 +1,54 @@
+"""Sentry set-up, shared by the settings component and the tests: secrets are scrubbed from
+every event (request data, headers, local variables, breadcrumbs) before it leaves the process."""
+
+import sentry_sdk
+from sentry_sdk.integrations.celery import CeleryIntegration
+from sentry_sdk.integrations.django import DjangoIntegration
+from sentry_sdk.integrations.logging import LoggingIntegration
+from sentry_sdk.scrubber import DEFAULT_DENYLIST, DEFAULT_PII_DENYLIST, EventScrubber
+
+# Field names whose values never leave the process, on top of Sentry's own list.
+EXTRA_DENYLIST = [
+    "credentials",
+    "secrets",
+    "client_secret",
+    "refresh_token",
+    "access_token",
+    "id_token",
+    "api_key",
+    "apikey",
+    "x_api_key",
+    "x-api-key",
+    "st-app-key",
+    "st_app_key",
+    "app_key",
+    "token",
+    "webhook_secret",
+    "field_encryption_keys",
+    "private_key",
+]
+
+
+def event_scrubber() -> EventScrubber:
+    return EventScrubber(
+        denylist=DEFAULT_DENYLIST + EXTRA_DENYLIST,
+        pii_denylist=DEFAULT_PII_DENYLIST,
+        recursive=True,
+    )
+
+
+def init_sentry(
+    *, dsn: str, environment: str, release: str | None, traces_sample_rate: float, **extra
+) -> None:
+    sentry_sdk.init(
+        dsn=dsn,
+        environment=environment,
+        release=release,
+        traces_sample_rate=traces_sample_rate,
+        # Deprecated in favour of data_collection, but data_collection switches the event
+        # scrubber off (tests/test_observability.py proves the scrubbing), so we keep this.
+        send_default_pii=False,
+        event_scrubber=event_scrubber(),
+        integrations=[DjangoIntegration(), CeleryIntegration(), LoggingIntegration()],
+        **extra,
+    )
