@@ -29,6 +29,45 @@ EXTRA_DENYLIST = [
 ]
 
 
+# Any key containing one of these is scrubbed too, wherever it appears (form fields such as
+# the admin's `new_credentials`, nested payloads), since Sentry's list matches exact names.
+SENSITIVE_FRAGMENTS = (
+    "secret",
+    "token",
+    "password",
+    "passwd",
+    "credential",
+    "api_key",
+    "apikey",
+    "app_key",
+    "authorization",
+    "private_key",
+    "cookie",
+    "session",
+)
+FILTERED = "[Filtered]"
+
+
+def _scrub(value, depth: int = 0):
+    if depth > 20:
+        return value
+    if isinstance(value, dict):
+        return {
+            k: FILTERED
+            if isinstance(k, str) and any(f in k.lower() for f in SENSITIVE_FRAGMENTS)
+            else _scrub(v, depth + 1)
+            for k, v in value.items()
+        }
+    if isinstance(value, list):
+        return [_scrub(v, depth + 1) for v in value]
+    return value
+
+
+def before_send(event: dict, hint: dict) -> dict:
+    """Runs after Sentry's own scrubber: catch the keys its exact-name list misses."""
+    return _scrub(event)
+
+
 def event_scrubber() -> EventScrubber:
     return EventScrubber(
         denylist=DEFAULT_DENYLIST + EXTRA_DENYLIST,
@@ -49,6 +88,7 @@ def init_sentry(
         # scrubber off (tests/test_observability.py proves the scrubbing), so we keep this.
         send_default_pii=False,
         event_scrubber=event_scrubber(),
+        before_send=before_send,
         integrations=[DjangoIntegration(), CeleryIntegration(), LoggingIntegration()],
         **extra,
     )

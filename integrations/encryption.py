@@ -54,6 +54,29 @@ def decrypt_json(token: str) -> Any:
         ) from exc
 
 
+class UnreadableSecret:
+    """What an encrypted column holds when no configured key can decrypt it. Loading the row
+    still works (lists, health pages and admin screens keep running); using the value raises
+    DecryptionError; saving writes the original token back untouched."""
+
+    def __init__(self, token: str) -> None:
+        self.token = token
+
+    def __bool__(self) -> bool:
+        return True
+
+    def __repr__(self) -> str:
+        return "<UnreadableSecret>"
+
+    def _refuse(self, *args, **kwargs):
+        raise DecryptionError(
+            "These credentials cannot be decrypted with FIELD_ENCRYPTION_KEYS; "
+            "restore the old key or enter the credentials again"
+        )
+
+    __getitem__ = __iter__ = __len__ = get = keys = items = values = _refuse
+
+
 class EncryptedJSONField(models.TextField):
     """A JSON value stored as a Fernet token. The column never holds plaintext; lookups on it
     are meaningless (encryption is randomised), and serialisation (dumpdata) emits the token."""
@@ -61,7 +84,10 @@ class EncryptedJSONField(models.TextField):
     def from_db_value(self, value, expression, connection):
         if value is None:
             return None
-        return decrypt_json(value)
+        try:
+            return decrypt_json(value)
+        except DecryptionError:
+            return UnreadableSecret(value)
 
     def to_python(self, value):
         if isinstance(value, str) and value.startswith("gAAAAA"):
@@ -71,6 +97,8 @@ class EncryptedJSONField(models.TextField):
     def get_prep_value(self, value):
         if value is None:
             return None
+        if isinstance(value, UnreadableSecret):
+            return value.token
         return encrypt_json(value)
 
     def value_to_string(self, obj):

@@ -41,6 +41,9 @@ class Integration(TimeStampedModel):
     config = models.JSONField(default=dict, blank=True)
     credentials = EncryptedJSONField(null=True, blank=True)
     enabled = models.BooleanField(default=True)
+    # Cache provider reads (GETs) for `read_cache_ttl` seconds; writes invalidate them.
+    read_cache_enabled = models.BooleanField(default=False)
+    read_cache_ttl = models.PositiveIntegerField(default=300)
     status = models.CharField(max_length=12, choices=Status.choices, default=Status.ACTIVE)
     last_test_ok = models.BooleanField(null=True, blank=True)
     last_test_message = models.TextField(blank=True)

@@ -3,7 +3,11 @@ from integrations.models import Integration
 
 def integration_health_list() -> list[dict]:
     """Every integration's status and last connection test, for /health/detailed (operators)."""
-    rows = Integration.objects.select_related("company").order_by("company__slug", "provider", "id")
+    rows = (
+        Integration.objects.select_related("company")
+        .defer("credentials")  # health never needs the secrets; don't decrypt them
+        .order_by("company__slug", "provider", "id")
+    )
     return [
         {
             "id": integration.id,

@@ -57,20 +57,19 @@ class SyncedAdmin(admin.ModelAdmin):
     """Synced rows are the provider's: shown read-only (edits would be overwritten by the next
     sync). The raw payload is deferred in lists: it can be large."""
 
-    list_filter = ["company", "integration"]
-    readonly_fields = [
-        "company",
-        "integration",
-        "external_id",
-        "remote_updated_at",
-        "remote_deleted_at",
-        "raw",
-        "created_at",
-        "updated_at",
-    ]
+    list_filter = ["integration__company", "integration"]
 
     def get_queryset(self, request):
         return super().get_queryset(request).defer("raw")
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
 
 
 class ClientMembershipInline(admin.TabularInline):
@@ -81,7 +80,7 @@ class ClientMembershipInline(admin.TabularInline):
 
 @admin.register(models.Client)
 class ClientAdmin(SyncedAdmin):
-    list_display = ["name", "company", "kind", "email", "phone", "remote_deleted_at"]
+    list_display = ["name", "integration", "kind", "email", "phone", "remote_deleted_at"]
     search_fields = ["name", "email", "external_id"]
     inlines = [ClientMembershipInline]
 
@@ -100,7 +99,7 @@ class LocationAdmin(SyncedAdmin):
 
 @admin.register(models.Staff)
 class StaffAdmin(SyncedAdmin):
-    list_display = ["__str__", "kind", "email", "is_active", "company"]
+    list_display = ["__str__", "kind", "email", "is_active", "integration"]
     search_fields = ["first_name", "last_name", "email", "external_id"]
 
 
@@ -122,8 +121,8 @@ class JobMaterialInline(admin.TabularInline):
 
 @admin.register(models.Job)
 class JobAdmin(SyncedAdmin):
-    list_display = ["__str__", "client", "status", "scheduled_start", "revenue", "company"]
-    list_filter = ["status", "company", "integration"]
+    list_display = ["__str__", "client", "status", "scheduled_start", "revenue", "integration"]
+    list_filter = ["status", "integration__company", "integration"]
     search_fields = ["number", "summary", "external_id"]
     inlines = [JobActivityInline, JobMaterialInline]
 

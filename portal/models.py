@@ -20,9 +20,9 @@ class TimeStampedModel(models.Model):
 
 class SyncedModel(TimeStampedModel):
     """A row copied from a provider. (integration, external_id) identifies it; `raw` keeps the
-    provider's payload whole, so nothing the provider sent is lost."""
+    provider's payload whole, so nothing the provider sent is lost. The tenant is the
+    integration's company: no second company column that could disagree with it."""
 
-    company = models.ForeignKey("portal.Company", on_delete=models.CASCADE, related_name="+")
     integration = models.ForeignKey(
         "integrations.Integration", on_delete=models.PROTECT, related_name="+"
     )
@@ -202,7 +202,7 @@ class Client(SyncedModel):
 
     class Meta(SyncedModel.Meta):
         ordering = ["name"]
-        indexes = [models.Index(fields=["company", "name"])]
+        indexes = [models.Index(fields=["integration", "name"])]
 
     def __str__(self) -> str:
         return self.name
@@ -334,7 +334,7 @@ class Job(SyncedModel):
     class Meta(SyncedModel.Meta):
         ordering = ["-scheduled_start", "-id"]
         indexes = [
-            models.Index(fields=["company", "status"]),
+            models.Index(fields=["integration", "status"]),
             models.Index(fields=["client", "scheduled_start"]),
         ]
         constraints = [

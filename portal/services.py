@@ -75,7 +75,6 @@ def demo_seed(*, password: str) -> DemoAccounts:
         integration=integration,
         external_id="demo-client-0001",
         defaults={
-            "company": company,
             "name": "Harbour View Apartments",
             "kind": Client.Kind.COMMERCIAL,
         },

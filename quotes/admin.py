@@ -14,8 +14,16 @@ class QuoteLineItemInline(admin.TabularInline):
 
 @admin.register(models.Quote)
 class QuoteAdmin(SyncedAdmin):
-    list_display = ["__str__", "client", "status", "total", "currency", "valid_until", "company"]
-    list_filter = ["status", "company", "integration"]
+    list_display = [
+        "__str__",
+        "client",
+        "status",
+        "total",
+        "currency",
+        "valid_until",
+        "integration",
+    ]
+    list_filter = ["status", "integration__company", "integration"]
     search_fields = ["number", "title", "external_id"]
     inlines = [QuoteLineItemInline]
 

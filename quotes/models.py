@@ -42,7 +42,7 @@ class Quote(SyncedModel):
     class Meta(SyncedModel.Meta):
         ordering = ["-sent_at", "-id"]
         indexes = [
-            models.Index(fields=["company", "status"]),
+            models.Index(fields=["integration", "status"]),
             models.Index(fields=["client", "status"]),
         ]
         constraints = [

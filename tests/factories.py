@@ -50,7 +50,6 @@ class SyncedFactory(DjangoModelFactory):
         abstract = True
 
     integration = factory.SubFactory(IntegrationFactory)
-    company = factory.SelfAttribute("integration.company")
     external_id = factory.Sequence(lambda n: f"ext-{n}")
 
 

@@ -3,6 +3,7 @@ from django.conf import settings
 
 from config.celery import app
 from portal.tasks import ping
+from sync.tasks import OutboxTask, SyncTask
 from tests import factories
 
 
@@ -12,8 +13,13 @@ def test_sync_and_outbox_work_is_at_least_once():
     assert conf.task_reject_on_worker_lost is True
     assert conf.worker_prefetch_multiplier == 1
     assert {q.name for q in conf.task_queues} == {"sync", "outbox", "webhooks", "default"}
-    limits = [conf.task_time_limit, settings.SYNC_TASK_TIME_LIMIT, settings.OUTBOX_TASK_TIME_LIMIT]
-    assert max(limits) < settings.CELERY_VISIBILITY_TIMEOUT
+    limits = [conf.task_time_limit, SyncTask.time_limit, OutboxTask.time_limit]
+    assert max(limits) < conf.broker_transport_options.get(
+        "visibility_timeout", settings.CELERY_VISIBILITY_TIMEOUT
+    )
+    for base in (SyncTask, OutboxTask):
+        assert base.acks_late and base.reject_on_worker_lost
+        assert base.soft_time_limit < base.time_limit
 
 
 @pytest.mark.parametrize(

@@ -55,6 +55,29 @@ def test_production_refuses_to_start_without(missing):
     assert missing in result.stderr
 
 
+@pytest.mark.parametrize(
+    "empty",
+    [
+        "DJANGO_SECRET_KEY",
+        "DATABASE_URL",
+        "REDIS_URL",
+        "DJANGO_ALLOWED_HOSTS",
+        "FIELD_ENCRYPTION_KEYS",
+    ],
+)
+def test_production_refuses_to_start_with_an_empty(empty):
+    result = _boot({**PRODUCTION_ENV, empty: " "})
+    assert result.returncode != 0
+    assert "ImproperlyConfigured" in result.stderr
+    assert empty in result.stderr
+
+
+def test_time_limits_must_stay_below_the_visibility_timeout():
+    result = _boot({**PRODUCTION_ENV, "CELERY_VISIBILITY_TIMEOUT": "600"})
+    assert result.returncode != 0
+    assert "CELERY_VISIBILITY_TIMEOUT" in result.stderr
+
+
 def test_production_refuses_a_malformed_encryption_key():
     result = _boot({**PRODUCTION_ENV, "FIELD_ENCRYPTION_KEYS": "not-a-key"})
     assert result.returncode != 0

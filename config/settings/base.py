@@ -1,5 +1,7 @@
 """Settings shared by every environment; the others override only what they must."""
 
+from django.core.exceptions import ImproperlyConfigured
+
 from config.env import BASE_DIR, env
 
 READ_DOT_ENV = env.bool("DJANGO_READ_DOT_ENV_FILE", default=False)
@@ -16,9 +18,12 @@ APP_VERSION = env("APP_VERSION", default="0.1.0")
 
 VAR_DIR = BASE_DIR / "var"
 
-DATABASES = {
-    "default": env.db("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'fieldbridge.sqlite3'}"),
-}
+DATABASE_URL = (
+    env("DATABASE_URL", default="").strip() or f"sqlite:///{VAR_DIR / 'fieldbridge.sqlite3'}"
+)
+DATABASES = {"default": env.db_url_config(DATABASE_URL)}
+if "ENGINE" not in DATABASES["default"]:
+    raise ImproperlyConfigured("DATABASE_URL names a database engine Django does not know")
 DATABASES["default"]["ATOMIC_REQUESTS"] = True
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # The web server, the worker and beat share one SQLite file in `make run`: wait for locks

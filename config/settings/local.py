@@ -19,5 +19,13 @@ FIELD_ENCRYPTION_KEYS = env.list(
 STORAGES["staticfiles"]["BACKEND"] = "django.contrib.staticfiles.storage.StaticFilesStorage"  # noqa: F405
 
 STATIC_ROOT = VAR_DIR / "static"
-for _sub in ("static", "cache", "media", "celery/broker", "celery/processed", "celery/results"):
+for _sub in (
+    "static",
+    "cache",
+    "media",
+    "celery/broker",
+    "celery/processed",
+    "celery/results",
+    "celery/control",
+):
     (VAR_DIR / _sub).mkdir(parents=True, exist_ok=True)

@@ -8,21 +8,29 @@ from config.env import env
 
 from .base import *  # noqa: F403
 
+
+def _required(name: str) -> str:
+    value = env(name).strip()
+    if not value:
+        raise ImproperlyConfigured(f"Set the {name} environment variable (it is empty)")
+    return value
+
+
 DEBUG = False
-SECRET_KEY = env("DJANGO_SECRET_KEY")
-ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS")
-DATABASES = {"default": env.db("DATABASE_URL")}
+SECRET_KEY = _required("DJANGO_SECRET_KEY")
+ALLOWED_HOSTS = [h.strip() for h in _required("DJANGO_ALLOWED_HOSTS").split(",") if h.strip()]
+DATABASES = {"default": env.db_url_config(_required("DATABASE_URL"))}
 DATABASES["default"]["ATOMIC_REQUESTS"] = True
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("DJANGO_CONN_MAX_AGE", default=60)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
-REDIS_URL = env("REDIS_URL")
+REDIS_URL = _required("REDIS_URL")
 CACHES = {
     "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}
 }
 CELERY_BROKER_URL = env("CELERY_BROKER_URL", default=REDIS_URL)
 CELERY_RESULT_BACKEND = env("CELERY_RESULT_BACKEND", default=REDIS_URL)
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_VISIBILITY_TIMEOUT}  # noqa: F405
-FIELD_ENCRYPTION_KEYS = env.list("FIELD_ENCRYPTION_KEYS")
+FIELD_ENCRYPTION_KEYS = [k.strip() for k in _required("FIELD_ENCRYPTION_KEYS").split(",")]
 try:
     _keys = [Fernet(key.encode()) for key in FIELD_ENCRYPTION_KEYS]
 except ValueError:

@@ -12,5 +12,13 @@ STORAGES["staticfiles"]["BACKEND"] = "django.contrib.staticfiles.storage.StaticF
 HEALTH_CHECK_TOKEN = "test-health-token"  # noqa: S105
 
 STATIC_ROOT = VAR_DIR / "static"
-for _sub in ("static", "cache", "media", "celery/broker", "celery/processed", "celery/results"):
+for _sub in (
+    "static",
+    "cache",
+    "media",
+    "celery/broker",
+    "celery/processed",
+    "celery/results",
+    "celery/control",
+):
     (VAR_DIR / _sub).mkdir(parents=True, exist_ok=True)

@@ -46,12 +46,29 @@ def test_rotation_with_two_keys(integration, settings):
     assert Integration.objects.get(pk=integration.pk).credentials == {"api_key": SECRET}
 
 
-def test_a_value_under_an_unknown_key_fails_clearly(integration, settings):
+def test_a_value_under_an_unknown_key_fails_clearly_without_breaking_pages(
+    client, integration, settings
+):
     integration.credentials = {"api_key": SECRET}
     integration.save()
+    token = _raw_column(integration.pk)
     settings.FIELD_ENCRYPTION_KEYS = [Fernet.generate_key().decode()]
+
+    loaded = Integration.objects.get(pk=integration.pk)  # loading the row still works
     with pytest.raises(DecryptionError, match="FIELD_ENCRYPTION_KEYS"):
-        Integration.objects.get(pk=integration.pk)
+        loaded.credentials["api_key"]
+    with pytest.raises(DecryptionError):
+        dict(loaded.credentials)
+
+    loaded.name = "renamed while unreadable"
+    loaded.save()
+    assert _raw_column(integration.pk) == token  # the stored secret is left untouched
+
+    client.force_login(factories.UserFactory(is_staff=True, is_superuser=True))
+    assert client.get(reverse("admin:integrations_integration_changelist")).status_code == 200
+    assert client.get(reverse("admin:portal_client_changelist")).status_code == 200
+    health = client.get("/health/detailed", HTTP_AUTHORIZATION="Bearer test-health-token")
+    assert health.status_code in (200, 503) and health.json()["integrations"]
 
 
 def test_admin_never_echoes_credentials_and_blank_keeps_them(client, integration):
@@ -79,6 +96,8 @@ def test_admin_never_echoes_credentials_and_blank_keeps_them(client, integration
     assert client.post(url, form).status_code == 302
     integration.refresh_from_db()
     assert integration.name == "Renamed" and integration.credentials == {"api_key": SECRET}
+
+    assert client.get(reverse("admin:portal_client_add")).status_code == 403  # synced: read-only
 
     bad = client.post(url, {**form, "new_credentials": "{not json"})
     assert bad.status_code == 200 and "Not valid JSON" in bad.content.decode()

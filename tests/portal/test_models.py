@@ -32,7 +32,7 @@ def test_same_external_id_in_two_integrations_is_two_rows(company):
 def test_empty_external_id_is_rejected(integration):
     with pytest.raises(IntegrityError), transaction.atomic():
         Client.objects.create(
-            company=integration.company, integration=integration, external_id="", name="x"
+            integration=integration, external_id="", name="x"
         )
 
 

@@ -1,5 +1,6 @@
 """Celery settings (CELERY_ namespace). The app itself is config/celery.py."""
 
+from django.core.exceptions import ImproperlyConfigured
 from kombu import Exchange, Queue
 
 from config.env import BASE_DIR, env
@@ -24,6 +25,7 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         "data_folder_in": _folder,
         "data_folder_out": _folder,
         "processed_folder": str(_VAR / "celery" / "processed"),
+        "control_folder": str(_VAR / "celery" / "control"),
         "store_processed": False,
     }
 else:
@@ -68,6 +70,13 @@ SYNC_TASK_SOFT_TIME_LIMIT = 55 * 60
 SYNC_TASK_TIME_LIMIT = 60 * 60
 OUTBOX_TASK_SOFT_TIME_LIMIT = 2 * 60
 OUTBOX_TASK_TIME_LIMIT = 3 * 60
+
+_longest = max(CELERY_TASK_TIME_LIMIT, SYNC_TASK_TIME_LIMIT, OUTBOX_TASK_TIME_LIMIT)
+if _longest >= CELERY_VISIBILITY_TIMEOUT:
+    raise ImproperlyConfigured(
+        f"CELERY_VISIBILITY_TIMEOUT ({CELERY_VISIBILITY_TIMEOUT} s) must exceed the longest task "
+        f"time limit ({_longest} s), or a task still running is handed to a second worker"
+    )
 
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_WORKER_SEND_TASK_EVENTS = True

@@ -1,4 +1,5 @@
 from django.core.management.base import BaseCommand
+from django.urls import reverse
 
 from portal.services import demo_seed
 
@@ -14,11 +15,11 @@ class Command(BaseCommand):
 
     def handle(self, *args, password: str, base_url: str, **options):
         demo = demo_seed(password=password)
-        admin_url = f"{base_url}/admin/"
+        admin_url = f"{base_url}{reverse('admin:index')}"
         self.stdout.write(self.style.SUCCESS(f"Demo company ready: {demo.company.name}"))
         self.stdout.write(f"  Admin       {admin_url}")
         self.stdout.write(f"              {demo.admin.email} / {password}")
-        self.stdout.write(f"  Client user {base_url}/login/")
+        self.stdout.write(f"  Client user {base_url}{reverse('portal:login')}")
         self.stdout.write(
             f"              {demo.client_user.email} / {password}  (client: {demo.client.name})"
         )
