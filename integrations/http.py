@@ -1,0 +1,416 @@
+"""The shared HTTP layer: every provider call goes through `ApiClient.request`.
+
+After anymail's `AnymailRequestsBackend` and Sentry's `BaseApiClient`. One instance per
+integration holds one `requests.Session` (connection reuse, default timeout, User-Agent) and:
+
+1. serves GETs from a per-integration read cache when it is enabled (TTL, default 5 minutes),
+   invalidated per resource on every successful write;
+2. takes a permit from the integration's shared rate limiter (`integrations.ratelimit`);
+3. adds credentials through an `Auth` strategy (`integrations.auth`);
+4. sends, timing the call, and logs one line per attempt (method, path without the query
+   string, status, duration, attempt) and counts it in Prometheus;
+5. turns the outcome into a typed error (`integrations.exceptions`), after the provider's own
+   `classify_response` hook has had a look (a GraphQL THROTTLED inside a 200, Salesforce's
+   REQUEST_LIMIT_EXCEEDED inside a 403);
+6. retries what is retryable (timeouts, connection errors, 429, 5xx) with exponential backoff
+   and full jitter, honouring Retry-After, capped in attempts and in total wait; never a 4xx
+   validation error;
+7. on a 401, lets the auth strategy refresh once and retries once; a second 401 marks the
+   integration needs_reauth (through the token store) and raises ProviderAuthError.
+
+Clients never touch the database and never log secrets: headers, query strings and bodies
+stay out of logs and error messages.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import random
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from email.utils import parsedate_to_datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+import requests
+from django.core.cache import cache
+
+from integrations import metrics
+from integrations.auth import Auth, NoAuth, TokenStore
+from integrations.exceptions import (
+    PaginationError,
+    ProviderAuthError,
+    ProviderConflictError,
+    ProviderConnectionError,
+    ProviderError,
+    ProviderMalformedResponseError,
+    ProviderNotFoundError,
+    ProviderPermissionError,
+    ProviderRateLimitError,
+    ProviderServerError,
+    ProviderTimeoutError,
+    ProviderValidationError,
+)
+from integrations.ratelimit import RateLimiter
+
+logger = logging.getLogger("integrations.http")
+
+USER_AGENT = "Fieldbridge/0.1 (+https://github.com/fieldbridge)"
+WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Up to `attempts` tries, waiting `base * 2**n` seconds (full jitter) between them, or
+    the provider's Retry-After when it is given, but never more than `max_total_wait` in all."""
+
+    attempts: int = 3
+    base: float = 0.5
+    max_delay: float = 30.0
+    max_total_wait: float = 60.0
+
+    def delay(self, attempt: int, retry_after: float | None) -> float:
+        if retry_after is not None:
+            return max(0.0, retry_after)
+        return random.uniform(0, min(self.max_delay, self.base * 2 ** (attempt - 1)))  # noqa: S311
+
+
+@dataclass(frozen=True)
+class CachePolicy:
+    enabled: bool = False
+    ttl: int = 300
+
+
+@dataclass
+class Response:
+    """What callers get back: the status, the headers and the decoded body."""
+
+    status: int
+    headers: dict[str, str]
+    content: bytes
+    url: str
+    from_cache: bool = False
+    _json: Any = field(default=None, repr=False)
+
+    def json(self) -> Any:
+        if self._json is None:
+            if not self.content:
+                return None
+            try:
+                self._json = json.loads(self.content)
+            except ValueError:
+                raise ProviderMalformedResponseError(
+                    f"The response from {_safe_path(self.url)} is not valid JSON",
+                    status=self.status,
+                ) from None
+        return self._json
+
+    def header(self, name: str) -> str | None:
+        return self.headers.get(name.lower())
+
+
+def _safe_path(url: str) -> str:
+    """The URL's path only: query strings can carry filters or, with some APIs, keys."""
+    return urlsplit(url).path
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        try:
+            return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
+        except (TypeError, ValueError):
+            return None
+
+
+class ApiClient:
+    """One per integration. Provider clients subclass it (or compose it) and add their paging
+    and endpoints; subclasses may override `classify_response` and `cache_resource`."""
+
+    provider = "generic"
+    default_timeout: tuple[float, float] = (5.0, 30.0)
+
+    def __init__(
+        self,
+        *,
+        base_url: str,
+        auth: Auth | None = None,
+        integration_id: int | str | None = None,
+        limiter: RateLimiter | None = None,
+        retry: RetryPolicy | None = None,
+        cache_policy: CachePolicy | None = None,
+        token_store: TokenStore | None = None,
+        timeout: tuple[float, float] | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.auth = auth or NoAuth()
+        self.integration_id = integration_id
+        self.limiter = limiter
+        self.retry = retry or RetryPolicy()
+        self.cache_policy = cache_policy or CachePolicy()
+        self.token_store = token_store
+        self.timeout = timeout or self.default_timeout
+        self._sleep = sleep
+        self.session = requests.Session()
+        self.session.headers.update({"User-Agent": USER_AGENT, "Accept": "application/json"})
+
+    # -- hooks ------------------------------------------------------------------------------
+
+    def classify_response(self, response: Response) -> ProviderError | None:
+        """Return a typed error for this response, or None when it is a success.
+        Subclasses may override to catch provider-specific signals, then call super()."""
+        status = response.status
+        if status < 400:
+            return None
+        where = f"{self.provider}: {_safe_path(response.url)} answered {status}"
+        kwargs = {"provider": self.provider, "status": status}
+        if status == 401:
+            return ProviderAuthError(f"{where}: the credentials were refused", **kwargs)
+        if status == 403:
+            return ProviderPermissionError(
+                f"{where}: the account lacks a permission, scope or plan for this", **kwargs
+            )
+        if status == 404:
+            return ProviderNotFoundError(f"{where}: not found", **kwargs)
+        if status == 409:
+            return ProviderConflictError(f"{where}: conflict", **kwargs)
+        if status == 429:
+            return ProviderRateLimitError(
+                f"{where}: rate limited",
+                retry_after=parse_retry_after(response.header("Retry-After")),
+                **kwargs,
+            )
+        if status >= 500:
+            return ProviderServerError(
+                f"{where}: provider error",
+                retry_after=parse_retry_after(response.header("Retry-After")),
+                **kwargs,
+            )
+        return ProviderValidationError(
+            f"{where}: the provider refused the request",
+            field_errors=self.field_errors(response),
+            **kwargs,
+        )
+
+    def field_errors(self, response: Response) -> dict:
+        """The provider's per-field messages from an error body. Subclasses override."""
+        try:
+            body = response.json()
+        except ProviderMalformedResponseError:
+            return {}
+        if isinstance(body, dict):
+            errors = body.get("errors") or body.get("fieldErrors")
+            if isinstance(errors, dict):
+                return {str(k): v for k, v in errors.items()}
+            message = body.get("message") or body.get("title") or body.get("error")
+            if message:
+                return {"__all__": [str(message)[:500]]}
+        return {}
+
+    def cache_resource(self, path: str) -> str:
+        """The resource a path belongs to, for cache invalidation: a write to any path of a
+        resource drops the cached reads of that resource. Default: the path's first segment
+        that is not an id."""
+        for segment in path.strip("/").split("/"):
+            name = segment.split(".")[0]
+            if name and not any(ch.isdigit() for ch in name):
+                return name
+        return path
+
+    # -- requests ---------------------------------------------------------------------------
+
+    def url(self, path: str) -> str:
+        return (
+            path
+            if path.startswith(("http://", "https://"))
+            else f"{self.base_url}/{path.lstrip('/')}"
+        )
+
+    def get(self, path: str, **kwargs: Any) -> Response:
+        return self.request("GET", path, **kwargs)
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: dict | list | None = None,
+        json_body: Any = None,
+        data: Any = None,
+        headers: dict | None = None,
+        use_cache: bool = True,
+    ) -> Response:
+        method = method.upper()
+        url = self.url(path)
+        cache_key = None
+        if method == "GET" and use_cache and self.cache_policy.enabled:
+            cache_key = self._cache_key(url, params)
+            cached = cache.get(cache_key)
+            if cached is not None:
+                metrics.CACHE_HITS.labels(provider=self.provider).inc()
+                return Response(**cached, from_cache=True)
+
+        response = self._send_with_retries(method, url, params, json_body, data, headers)
+
+        if cache_key is not None:
+            cache.set(
+                cache_key,
+                {
+                    "status": response.status,
+                    "headers": response.headers,
+                    "content": response.content,
+                    "url": response.url,
+                },
+                self.cache_policy.ttl,
+            )
+        elif method in WRITE_METHODS and self.cache_policy.enabled:
+            self._invalidate(url)
+        return response
+
+    def _send_with_retries(self, method, url, params, json_body, data, headers) -> Response:
+        waited = 0.0
+        refreshed = False
+        attempt = 0
+        while True:
+            attempt += 1
+            if self.limiter is not None:
+                self.limiter.acquire()
+            error, response = self._send_once(
+                method, url, params, json_body, data, headers, attempt
+            )
+            if error is None:
+                return response
+            if isinstance(error, ProviderAuthError) and error.status == 401 and not refreshed:
+                refreshed = True
+                if self.auth.on_unauthorized():
+                    attempt -= 1  # the refresh retry is not a transport retry
+                    continue
+            if isinstance(error, ProviderAuthError) and error.status == 401:
+                if self.token_store is not None:
+                    self.token_store.mark_needs_reauth(error.message)
+            if error.retryable and attempt < self.retry.attempts:
+                delay = self.retry.delay(attempt, error.retry_after)
+                if waited + delay <= self.retry.max_total_wait:
+                    metrics.PROVIDER_RETRIES.labels(
+                        provider=self.provider, reason=type(error).__name__
+                    ).inc()
+                    self._sleep(delay)
+                    waited += delay
+                    continue
+            metrics.PROVIDER_ERRORS.labels(provider=self.provider, error=type(error).__name__).inc()
+            raise error
+
+    def _send_once(self, method, url, params, json_body, data, headers, attempt):
+        request_headers = dict(headers or {})
+        try:
+            self.auth.apply(request_headers)
+        except ProviderError as exc:
+            return exc, None
+        started = time.perf_counter()
+        status_label = "error"
+        try:
+            raw = self.session.request(
+                method,
+                url,
+                params=params,
+                json=json_body,
+                data=data,
+                headers=request_headers,
+                timeout=self.timeout,
+            )
+        except requests.Timeout:
+            error: ProviderError | None = ProviderTimeoutError(
+                f"{self.provider}: {method} {_safe_path(url)} timed out", provider=self.provider
+            )
+            response = None
+        except requests.ConnectionError:
+            error = ProviderConnectionError(
+                f"{self.provider}: {method} {_safe_path(url)} could not connect",
+                provider=self.provider,
+            )
+            response = None
+        else:
+            response = Response(
+                status=raw.status_code,
+                headers={k.lower(): v for k, v in raw.headers.items()},
+                content=raw.content,
+                url=raw.url,
+            )
+            status_label = f"{raw.status_code // 100}xx"
+            error = self.classify_response(response)
+        elapsed = time.perf_counter() - started
+        metrics.PROVIDER_CALLS.labels(
+            provider=self.provider, method=method, status_class=status_label
+        ).inc()
+        metrics.PROVIDER_LATENCY.labels(provider=self.provider).observe(elapsed)
+        logger.info(
+            "provider call",
+            extra={
+                "provider": self.provider,
+                "integration_id": self.integration_id,
+                "method": method,
+                "path": _safe_path(url),
+                "status": response.status if response else None,
+                "duration_ms": round(elapsed * 1000, 1),
+                "attempt": attempt,
+                "error": type(error).__name__ if error else None,
+            },
+        )
+        return error, response
+
+    # -- cache ------------------------------------------------------------------------------
+
+    def _version_key(self, resource: str) -> str:
+        return f"provider-cache:{self.provider}:{self.integration_id}:{resource}:v"
+
+    def _cache_key(self, url: str, params: Any) -> str:
+        resource = self.cache_resource(_safe_path(url)[len(urlsplit(self.base_url).path) :])
+        version = cache.get_or_set(self._version_key(resource), 1, None)
+        digest = hashlib.sha256(json.dumps([url, params], sort_keys=True, default=str).encode())
+        prefix = f"provider-cache:{self.provider}:{self.integration_id}:{resource}"
+        return f"{prefix}:{version}:{digest.hexdigest()}"
+
+    def _invalidate(self, url: str) -> None:
+        resource = self.cache_resource(_safe_path(url)[len(urlsplit(self.base_url).path) :])
+        key = self._version_key(resource)
+        try:
+            cache.incr(key)
+        except ValueError:
+            cache.set(key, 2, None)
+
+
+def paginate(
+    fetch_page: Callable[[Any], tuple[list, Any]],
+    *,
+    start: Any,
+    max_pages: int,
+    provider: str,
+) -> Iterator[list]:
+    """Capped pagination shared by every provider. `fetch_page(token)` returns the page's
+    records and the next token (None at the end). A repeated token, or more than `max_pages`
+    pages, raises PaginationError instead of looping; pages already yielded stand."""
+    seen: set[str] = set()
+    token = start
+    for _ in range(max_pages):
+        marker = json.dumps(token, sort_keys=True, default=str)
+        if marker in seen:
+            raise PaginationError(
+                f"{provider}: the provider repeated a page cursor ({marker[:40]}); stopping",
+                provider=provider,
+            )
+        seen.add(marker)
+        records, token = fetch_page(token)
+        yield records
+        if token is None:
+            return
+    raise PaginationError(
+        f"{provider}: more than {max_pages} pages; stopping (the fetch is truncated)",
+        provider=provider,
+    )

@@ -1,0 +1,132 @@
+"""ServiceM8 provider.
+
+- API docs: https://developer.servicem8.com/ ; OpenAPI: shared/provider-specs/servicem8.
+- Auth: `X-Api-Key` (a private API key), or OAuth2 authorization code with refresh
+  (authorize https://api.servicem8.com/oauth/authorize, token …/oauth/access_token, per the
+  spec's securitySchemes). The OAuth app's client id/secret come from the credentials or from
+  SERVICEM8_CLIENT_ID / SERVICEM8_CLIENT_SECRET.
+- Rate limits: 180 requests a minute and 20,000 a day per add-on per account (spec
+  info.description); 429 otherwise.
+- Incremental reads: `$filter=edit_date gt '…'` only (no `ge`), in the account's local time;
+  we ask from one second before the cursor so the read is inclusive.
+- Webhooks: OAuth apps only (issue #4).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+from typing import ClassVar
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from integrations.auth import ApiKeyHeaderAuth, Auth, RefreshTokenAuth
+from integrations.base import AccountInfo, Capability, ExternalRecord, Provider
+from integrations.conf import integration_setting
+from integrations.exceptions import ProviderMalformedResponseError
+from integrations.providers.servicem8 import mapping
+from integrations.providers.servicem8.client import ServiceM8Client
+from integrations.ratelimit import RateWindow
+
+# edit_date is local time; without the account's zone we widen the window by the largest
+# UTC offset in use, so no change is missed (at the price of re-reading a few records).
+UNKNOWN_ZONE_MARGIN = timedelta(hours=14)
+
+
+class ServiceM8Provider(Provider):
+    key = "servicem8"
+    name = "ServiceM8"
+    docs_url = "https://developer.servicem8.com/"
+    capabilities: ClassVar[frozenset[Capability]] = frozenset({Capability.READ_CLIENTS})
+    client_class = ServiceM8Client
+    rate_limits = (RateWindow(180, 60), RateWindow(20_000, 24 * 60 * 60))
+    # ServiceM8 has no separate sandbox host: developer accounts live on the same API.
+    environments: ClassVar[dict[str, dict[str, str]]] = {
+        env: {
+            "api": "https://api.servicem8.com/api_1.0",
+            "token": "https://api.servicem8.com/oauth/access_token",
+            "authorize": "https://api.servicem8.com/oauth/authorize",
+        }
+        for env in ("production", "sandbox")
+    }
+    credential_modes: ClassVar[dict[str, tuple[str, ...]]] = {
+        "api_key": ("api_key",),
+        "oauth": ("refresh_token",),
+    }
+    permission_hint = (
+        "the OAuth connection lacks a scope this needs (e.g. vendor, read_customers, read_jobs); "
+        "reconnect and grant it."
+    )
+
+    @classmethod
+    def override_urls(cls, root: str) -> dict[str, str]:
+        return {
+            "api": f"{root}/servicem8/api_1.0",
+            "token": f"{root}/servicem8/oauth/access_token",
+            "authorize": f"{root}/servicem8/oauth/authorize",
+        }
+
+    def build_auth(self) -> Auth:
+        credentials = self.context.credentials
+        if self.credential_mode(credentials) == "oauth":
+            return RefreshTokenAuth(
+                provider=self.key,
+                store=self.context.token_store,
+                token_url=self.urls()["token"],
+                client_id=credentials.get("client_id")
+                or integration_setting(self.key, "CLIENT_ID", ""),
+                client_secret=credentials.get("client_secret")
+                or integration_setting(self.key, "CLIENT_SECRET", ""),
+            )
+        return ApiKeyHeaderAuth(header="X-Api-Key", key=credentials.get("api_key", ""))
+
+    @property
+    def account_zone(self) -> ZoneInfo | None:
+        name = self.context.config.get("timezone")
+        if not name:
+            return None
+        try:
+            return ZoneInfo(name)
+        except (ZoneInfoNotFoundError, ValueError):
+            return None
+
+    def probe(self) -> AccountInfo:
+        # vendor.json: the account itself; one small record (OAuth scope `vendor`).
+        vendors = self.get_client().get("vendor.json", use_cache=False).json()
+        if not isinstance(vendors, list) or not vendors:
+            raise ProviderMalformedResponseError(
+                "servicem8: vendor.json returned no account", provider=self.key
+            )
+        vendor = vendors[0]
+        return AccountInfo(
+            account_id=vendor.get("uuid", ""),
+            name=vendor.get("name", ""),
+            timezone=vendor.get("timezone_name", ""),
+        )
+
+    def _since_filter(self, updated_since: datetime | None) -> list[str]:
+        if updated_since is None:
+            return []
+        zone = self.account_zone
+        # `gt` only: step back one second (edit_date's precision) to make it inclusive.
+        since = updated_since - timedelta(seconds=1)
+        if zone is None:
+            zone, since = ZoneInfo("UTC"), since - UNKNOWN_ZONE_MARGIN
+        return [f"edit_date gt '{mapping.format_local_datetime(since, zone)}'"]
+
+    # entity -> ServiceM8 object name
+    objects: ClassVar[dict[str, str]] = {"clients": "company"}
+    entities = tuple(objects)
+
+    def pages(self, entity: str, *, updated_since: datetime | None = None) -> Iterator[list[dict]]:
+        return self.get_client().iter_pages(
+            self.objects[entity],
+            filters=self._since_filter(updated_since),
+            max_pages=self.max_pages,
+        )
+
+    def map_record(self, entity: str, raw: dict) -> ExternalRecord:
+        zone = self.account_zone or ZoneInfo("UTC")
+        match entity:
+            case "clients":
+                return mapping.company_to_client(raw, tz=zone)
+        raise ValueError(f"servicem8 cannot map {entity}")

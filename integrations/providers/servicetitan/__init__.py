@@ -1,0 +1,6 @@
+"""ServiceTitan (https://developer.servicetitan.io/): REST v2, tenant in the path."""
+
+from integrations.providers.servicetitan.provider import ServiceTitanProvider
+from integrations.registry import register
+
+register(ServiceTitanProvider)

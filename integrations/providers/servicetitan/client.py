@@ -1,0 +1,60 @@
+"""ServiceTitan HTTP client: page/pageSize paging and ServiceTitan's error bodies.
+
+- Paging: `page` (1-based) and `pageSize` (1–5,000, default 50); the body says `hasMore`
+  (https://partnerapis.servicetitan.io/docs/timeouts-and-pagination). We always ask for the
+  maximum page size to spend as few calls as possible.
+- Server-side timeout is 100 s, so the read timeout matches it (same page).
+- Errors: ApiErrorResponse `{type, title, status, traceId, errors: {field: [messages]}}`
+  (spec: components.schemas.ApiErrorResponse).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from integrations.exceptions import ProviderMalformedResponseError
+from integrations.http import ApiClient, Response, paginate
+
+MAX_PAGE_SIZE = 5000
+
+
+class ServiceTitanClient(ApiClient):
+    provider = "servicetitan"
+    default_timeout = (5.0, 100.0)
+
+    def field_errors(self, response: Response) -> dict:
+        try:
+            body = response.json()
+        except ProviderMalformedResponseError:
+            return {}
+        if not isinstance(body, dict):
+            return {}
+        errors = body.get("errors")
+        if isinstance(errors, dict) and errors:
+            return {str(k): v if isinstance(v, list) else [v] for k, v in errors.items()}
+        if body.get("title"):
+            return {"__all__": [str(body["title"])[:500]]}
+        return {}
+
+    def iter_pages(
+        self,
+        path: str,
+        *,
+        params: dict | None = None,
+        page_size: int = MAX_PAGE_SIZE,
+        max_pages: int = 10_000,
+    ) -> Iterator[list[dict]]:
+        def fetch(page: int) -> tuple[list[dict], int | None]:
+            response = self.get(
+                path,
+                params={**(params or {}), "page": page, "pageSize": page_size},
+                use_cache=False,
+            )
+            body = response.json()
+            if not isinstance(body, dict) or not isinstance(body.get("data"), list):
+                raise ProviderMalformedResponseError(
+                    f"servicetitan: {path} did not return a page of data", provider=self.provider
+                )
+            return body["data"], (page + 1 if body.get("hasMore") else None)
+
+        yield from paginate(fetch, start=1, max_pages=max_pages, provider=self.provider)
