@@ -31,6 +31,8 @@ class IntegrationAdminForm(forms.ModelForm):
             "config",
             "enabled",
             "status",
+            "read_cache_enabled",
+            "read_cache_ttl",
         ]
 
     def clean_new_credentials(self) -> dict | None:

@@ -227,6 +227,8 @@ class ApiClient:
     # -- requests ---------------------------------------------------------------------------
 
     def url(self, path: str) -> str:
+        if not path:
+            return self.base_url
         return (
             path
             if path.startswith(("http://", "https://"))

@@ -219,3 +219,72 @@ def test_pagination_stops_on_a_repeated_cursor_and_at_the_cap():
     with pytest.raises(PaginationError, match="more than 5 pages"):
         for _ in paginate(lambda t: ([t], next(counter) + 1), start=0, max_pages=5, provider="x"):
             pass
+
+
+@responses.activate
+def test_jobber_throttled_inside_a_200_is_a_rate_limit_and_is_retried():
+    from integrations.providers.jobber.client import JobberClient
+
+    url = "https://api.getjobber.com/api/graphql"
+    throttled = {
+        "errors": [{"message": "Throttled", "extensions": {"code": "THROTTLED"}}],
+        "extensions": {
+            "cost": {
+                "requestedQueryCost": 1500,
+                "throttleStatus": {
+                    "maximumAvailable": 10000,
+                    "currentlyAvailable": 500,
+                    "restoreRate": 500,
+                },
+            }
+        },
+    }
+    responses.post(url, json=throttled)
+    responses.post(url, json={"data": {"clients": {"nodes": []}}})
+    sleeps = Sleeps()
+    client = JobberClient(base_url=url, sleep=sleeps)
+    assert client.query("{ clients(first: 10) { nodes { id } } }") == {
+        "data": {"clients": {"nodes": []}}
+    }
+    assert sleeps == [2.0]  # (1500 - 500) / 500 per second
+    assert responses.calls[0].request.headers["X-JOBBER-GRAPHQL-VERSION"]
+
+
+@responses.activate
+def test_salesforce_request_limit_exceeded_defers_the_work():
+    from integrations.exceptions import BudgetExhausted
+    from integrations.providers.salesforce.client import SalesforceClient
+
+    base = "https://example.my.salesforce.com/services/data/v62.0"
+    responses.get(
+        f"{base}/query",
+        status=403,
+        headers={"Sforce-Limit-Info": "api-usage=15000/15000"},
+        json=[{"errorCode": "REQUEST_LIMIT_EXCEEDED", "message": "TotalRequests Limit"}],
+    )
+    client = SalesforceClient(base_url=base, sleep=Sleeps())
+    with pytest.raises(BudgetExhausted):
+        client.get("query", params={"q": "SELECT Id FROM Account"})
+    assert client.last_usage == (15000, 15000)
+    assert len(responses.calls) == 1
+
+
+@responses.activate
+def test_calls_are_counted_in_prometheus_by_provider():
+    from prometheus_client import REGISTRY
+
+    def count(status_class):
+        return (
+            REGISTRY.get_sample_value(
+                "fieldbridge_provider_calls_total",
+                {"provider": "generic", "method": "GET", "status_class": status_class},
+            )
+            or 0
+        )
+
+    before_ok, before_5xx = count("2xx"), count("5xx")
+    responses.get(f"{BASE}/things", status=503)
+    responses.get(f"{BASE}/things", json=[])
+    client, _ = make_client()
+    client.get("things")
+    assert count("2xx") == before_ok + 1 and count("5xx") == before_5xx + 1

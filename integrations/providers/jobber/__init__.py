@@ -1,0 +1,2 @@
+"""Jobber (https://developer.getjobber.com/): GraphQL only. The provider itself arrives with its
+own issue; the HTTP client's rate-limit handling is part of the shared framework."""

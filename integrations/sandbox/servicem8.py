@@ -1,0 +1,702 @@
+"""ServiceM8 emulation: REST api_1.0 listing/get, vendor, OAuth 2.0 authorization-code flow.
+
+Written from the official OpenAPI file (``shared/provider-specs/servicem8/
+servicem8-api_1.0.openapi.json``, "the spec") and the developer docs cited inline; NOTES.md §1
+summarizes both. Nothing here may import the ServiceM8 client (STYLE.md §1).
+
+URLs (sandbox root + path; the real host is https://api.servicem8.com):
+
+- ``GET /servicem8/api_1.0/{object}.json``  list (``cursor`` paging, ``$filter``)
+- ``GET /servicem8/api_1.0/{object}/{uuid}.json``  one record
+- ``GET /servicem8/oauth/authorize``  auto-approves, 302 to ``redirect_uri?code=…&state=…``
+- ``POST /servicem8/oauth/access_token``  ``authorization_code`` / ``refresh_token`` grants
+
+Emulated objects are listed in ``OBJECTS`` (``company`` and ``vendor`` so far); adding one is an
+``ObjectSpec`` with its read scopes and field defaults, plus seed data.
+
+Time zones: ``modified`` is stored in UTC; ``edit_date`` is rendered as
+``YYYY-MM-DD HH:MM:SS`` in the **account's** zone (``accounts.py``; Australia/Sydney for the
+primary account), and ``$filter`` values on ``edit_date`` are read in that zone too. The spec
+states no zone for ``edit_date`` ("Timestamp at which record was last modified"); account-local
+time is NOTES.md §1's [mem] belief, emulated here so clients are forced to handle it. Local
+times repeated at a DST fall-back are read as the first (earlier) occurrence.
+"""
+
+from __future__ import annotations
+
+import functools
+import hmac
+import re
+import secrets
+import time
+import uuid as uuid_lib
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from zoneinfo import ZoneInfo
+
+from werkzeug.routing import Rule
+from werkzeug.wrappers import Request, Response
+
+from integrations.sandbox import accounts
+from integrations.sandbox.app import (
+    Endpoint,
+    LimitRule,
+    ProviderApi,
+    Setting,
+    json_response,
+    json_text_response,
+    oauth_client_credentials,
+    splice_json_raw,
+    stream_json_array,
+)
+from integrations.sandbox.store import Collection, Condition, Record, RecordId
+
+PROVIDER = "servicem8"
+API_PREFIX = "/servicem8/api_1.0"
+OAUTH_PREFIX = "/servicem8/oauth"
+
+# Every scope the spec's oauth2 security scheme declares
+# (components.securitySchemes.oauth2.flows.authorizationCode.scopes).
+KNOWN_SCOPES = frozenset(
+    """staff_locations staff_activity publish_sms publish_email vendor vendor_logo vendor_email
+    read_locations manage_locations read_staff manage_staff read_customers manage_customers
+    read_customer_contacts manage_customer_contacts read_jobs manage_jobs create_jobs
+    read_job_contacts manage_job_contacts read_job_materials manage_job_materials
+    read_job_categories manage_job_categories read_job_queues manage_job_queues read_tasks
+    manage_tasks read_schedule manage_schedule read_inventory manage_inventory read_job_notes
+    publish_job_notes read_job_photos publish_job_photos read_attachments manage_attachments
+    read_inbox read_messages manage_notifications manage_templates manage_badges read_assets
+    manage_assets read_knowledge_base manage_knowledge_base""".split()
+)
+
+# The spec's error bodies (components.schemas.Error/AuthenticationError/…). The schemas type
+# ``errorCode`` as a number although some spec *examples* show it as a string ("401"); the
+# schema is what a validator checks, so numbers are sent.
+MESSAGES = {
+    400: "An error occurred completing your request",
+    401: "Authentication failed. Please check your API key or OAuth token.",
+    403: "Access forbidden. You don't have permission to access this resource.",
+    404: "Resource not found. The requested record does not exist or has been deleted.",
+    405: "Method not allowed.",
+    500: "An unexpected error occurred. Please try again later.",
+}
+# Rate-limit texts, verbatim from the spec's info.description ("Limits and Throttling").
+RATE_LIMIT_MINUTE = "Number of allowed API requests per minute exceeded"
+RATE_LIMIT_DAY = "Number of allowed API requests per day exceeded"
+
+# $filter rules, https://developer.servicem8.com/docs/filtering (NOTES.md §1): eq/ne/gt/lt
+# only ("ge"/"le" are "not currently supported"), conditions joined by "and" only, at most 10.
+MAX_FILTER_CONDITIONS = 10
+_FILTER_COND = re.compile(
+    r"\s*(?P<field>[A-Za-z_][A-Za-z0-9_]*)\s+(?P<op>[A-Za-z]+)\s+"
+    r"(?P<value>'(?:[^']|'')*'|-?\d+(?:\.\d+)?)\s*"
+)
+_FILTER_AND = re.compile(r"and\s+")
+_FILTER_WORD = re.compile(r"[A-Za-z]+")
+_EDIT_DATE_FORMATS = ("%Y-%m-%d %H:%M:%S", "%Y-%m-%d")
+_SECOND_US = 1_000_000
+_UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+
+# Valid-looking uuid of the GST tax rate every sandbox company points at (the spec types
+# Company.tax_rate_uuid as format "uuid", so an empty string would not validate).
+GST_TAX_RATE_UUID = "7c1f3a52-6d0e-4b8a-9c21-5e2a8f0d4b17"
+
+# Company fields from the spec (components.schemas.Company), minus uuid/active/edit_date which
+# the store keeps as columns. ServiceM8 returns empty strings rather than nulls (NOTES.md §1
+# "Gotchas"), so those are the defaults.
+COMPANY_DEFAULTS: dict[str, Any] = {
+    "name": "",
+    "abn_number": "",
+    "address": "",
+    "billing_address": "",
+    # readOnly integer enum [0, 1] in the spec; ServiceM8 derives it from the name.
+    "is_individual": 0,
+    # Blank = head office; a uuid = this record is a Site of that company [spec: Company].
+    "parent_company_uuid": "",
+    "website": "",
+    "address_street": "",
+    "address_city": "",
+    "address_state": "",
+    "address_postcode": "",
+    "address_country": "",
+    "fax_number": "",
+    "badges": "",
+    "tax_rate_uuid": GST_TAX_RATE_UUID,
+    "billing_attention": "",
+    "payment_terms": "",
+}
+
+# Vendor fields from the spec (components.schemas.Vendor), uuid/active/edit_date excluded.
+VENDOR_DEFAULTS: dict[str, Any] = {
+    "name": "",
+    "abn_number": "",
+    "business_number": "",
+    "website": "",
+    "email": "",
+    "email_accounts": "",
+    "billing_address": "",
+    "accepted_payment_methods": "",
+    "default_region": "AU",
+    "currency": "AUD",
+    # Minutes from midnight, as strings [spec: Vendor.opening_time_*].
+    **{f"opening_time_{d}": "480" for d in ("monday", "tuesday", "wednesday", "thursday")},
+    **{f"closing_time_{d}": "1020" for d in ("monday", "tuesday", "wednesday", "thursday")},
+    "opening_time_friday": "480",
+    "closing_time_friday": "1020",
+    "opening_time_saturday": "0",
+    "closing_time_saturday": "0",
+    "opening_time_sunday": "0",
+    "closing_time_sunday": "0",
+    "timezone_name": "",
+    "invoice_terms": "",
+    "job_default_status": "Quote",
+}
+
+
+@dataclass(frozen=True)
+class ObjectSpec:
+    """An emulated ServiceM8 object: which OAuth scopes may read it, and its field defaults."""
+
+    name: str
+    read_scopes: frozenset[str]
+    defaults: dict[str, Any]
+
+
+# Read scopes per object come from each path's "OAuth Scope" text in the spec; a manage_*
+# scope includes read access ("Full access to … Endpoint" [spec: oauth2 scopes]).
+OBJECTS: dict[str, ObjectSpec] = {
+    "company": ObjectSpec(
+        "company", frozenset({"read_customers", "manage_customers"}), COMPANY_DEFAULTS
+    ),
+    "vendor": ObjectSpec("vendor", frozenset({"vendor"}), VENDOR_DEFAULTS),
+}
+
+
+class FilterError(ValueError):
+    """A ``$filter`` the real API would refuse (answered with 400)."""
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: the account, the add-on (API key or OAuth client) and its scopes."""
+
+    account: accounts.ServiceM8Account
+    app: str
+    scopes: frozenset[str] | None  # None: API key, which has all access
+
+    def may_read(self, spec: ObjectSpec) -> bool:
+        return self.scopes is None or bool(self.scopes & spec.read_scopes)
+
+
+def _zone(account_uuid: str) -> ZoneInfo:
+    account = accounts.servicem8_account_by_uuid(account_uuid)
+    return ZoneInfo(account.timezone if account else "UTC")
+
+
+class LocalTimeFormatter:
+    """Renders UTC µs as account-local ``YYYY-MM-DD HH:MM:SS`` (``edit_date``), fast.
+
+    UTC offsets only change on 15-minute UTC boundaries (every modern zone's transitions fall
+    on them), so the offset is cached per 15-minute slot and the text comes from
+    ``time.gmtime(utc + offset)``: ~5x cheaper than ``datetime.astimezone().strftime()``.
+    """
+
+    _SLOT = 900
+    _MAX_CACHE = 200_000
+
+    def __init__(self, zone: ZoneInfo) -> None:
+        self.zone = zone
+        self._offsets: dict[int, int] = {}
+
+    def __call__(self, modified_us: int) -> str:
+        secs = modified_us // _SECOND_US
+        slot = secs // self._SLOT
+        offset = self._offsets.get(slot)
+        if offset is None:
+            local = datetime.fromtimestamp(slot * self._SLOT, tz=self.zone)
+            offset = int(local.utcoffset().total_seconds())  # type: ignore[union-attr]
+            if len(self._offsets) >= self._MAX_CACHE:
+                self._offsets.clear()
+            self._offsets[slot] = offset
+        return "%04d-%02d-%02d %02d:%02d:%02d" % time.gmtime(secs + offset)[:6]  # noqa: UP031
+
+
+@functools.cache
+def edit_date_formatter(zone_name: str) -> LocalTimeFormatter:
+    """The shared formatter for one time zone."""
+    return LocalTimeFormatter(ZoneInfo(zone_name))
+
+
+def render_edit_date(modified_us: int, zone: ZoneInfo) -> str:
+    """``edit_date`` text: whole seconds (truncated) in the account's zone."""
+    return edit_date_formatter(zone.key)(modified_us)
+
+
+def parse_edit_date(text: str, zone: ZoneInfo) -> int:
+    """A ``$filter`` edit_date value (account-local) as UTC µs; ``FilterError`` if unreadable."""
+    for fmt in _EDIT_DATE_FORMATS:
+        try:
+            naive = datetime.strptime(text, fmt)  # noqa: DTZ007 - zone attached on the next line
+        except ValueError:
+            continue
+        local = naive.replace(tzinfo=zone, fold=0)
+        return int(local.timestamp()) * _SECOND_US
+    raise FilterError(f"edit_date value {text!r} is not 'YYYY-MM-DD HH:MM:SS'")
+
+
+def parse_filter(text: str | None, zone: ZoneInfo) -> list[Condition]:
+    """Translate a ServiceM8 ``$filter`` into store conditions.
+
+    Grammar (docs above): ``field op value [and field op value]…`` with op in eq/ne/gt/lt,
+    strings in single quotes (``''`` escapes a quote, as in OData), numbers bare.
+
+    ``edit_date`` is compared as a timestamp at the one-second precision it is rendered with:
+    ``gt X`` means "renders later than X", i.e. modified ≥ X + 1 s. ``uuid`` and ``active`` map
+    to store columns; any other field is read from the record JSON, numerically when the value
+    is a bare number and as text when quoted. Unknown fields simply match nothing.
+    """
+    if text is None or not text.strip():
+        return []
+    conditions: list[Condition] = []
+    count = 0
+    pos = 0
+    while True:
+        match = _FILTER_COND.match(text, pos)
+        if match is None:
+            raise FilterError(f"cannot parse $filter at {text[pos:]!r}")
+        count += 1
+        if count > MAX_FILTER_CONDITIONS:
+            raise FilterError(f"$filter allows at most {MAX_FILTER_CONDITIONS} conditions")
+        conditions.extend(_condition(match["field"], match["op"].lower(), match["value"], zone))
+        pos = match.end()
+        if pos == len(text):
+            return conditions
+        joiner = _FILTER_AND.match(text, pos)
+        if joiner is None:
+            word = _FILTER_WORD.match(text, pos)
+            found = word.group(0) if word else text[pos:]
+            raise FilterError(f"only 'and' may join $filter conditions, not {found!r}")
+        pos = joiner.end()
+
+
+def _condition(field: str, op: str, raw: str, zone: ZoneInfo) -> list[Condition]:
+    if op in ("ge", "le"):
+        # Verbatim limitation from https://developer.servicem8.com/docs/filtering.
+        raise FilterError(f"operator '{op}' is not currently supported")
+    if op not in ("eq", "ne", "gt", "lt"):
+        raise FilterError(f"unknown $filter operator {op!r}")
+    quoted = raw.startswith("'")
+    value: Any = raw[1:-1].replace("''", "'") if quoted else float(raw)
+    if field == "edit_date":
+        if not quoted:
+            raise FilterError("edit_date must be compared with a quoted 'YYYY-MM-DD HH:MM:SS'")
+        start = parse_edit_date(value, zone)
+        end = start + _SECOND_US
+        return {
+            "gt": [Condition("modified", "ge", end)],
+            "lt": [Condition("modified", "lt", start)],
+            "eq": [Condition("modified", "ge", start), Condition("modified", "lt", end)],
+            "ne": [Condition("modified", "outside", (start, end))],
+        }[op]
+    if field == "uuid":
+        return [Condition("id", op, str(value) if quoted else raw)]
+    if field == "active":
+        try:
+            return [Condition("active", op, int(float(value)))]
+        except ValueError as exc:
+            raise FilterError("active must be compared with 0 or 1") from exc
+    return [Condition(f"data.{field}", op, value, cast="text" if quoted else "real")]
+
+
+def _add_query(url: str, params: dict[str, str]) -> str:
+    parts = urlsplit(url)
+    query = parse_qsl(parts.query, keep_blank_values=True) + list(params.items())
+    return urlunsplit(parts._replace(query=urlencode(query)))
+
+
+class ServiceM8Api(ProviderApi):
+    """The ServiceM8 emulator. See the module docstring."""
+
+    provider = PROVIDER
+    settings = {
+        # Access-token lifetime: ≈1 h per NOTES.md §1 [mem]; clients must honour expires_in.
+        "access_token_ttl": Setting(3600, 0, 10 * 365 * 86400),
+        # RFC 6749 §4.1.2 recommends a code lifetime of at most 10 minutes.
+        "authorization_code_ttl": Setting(600, 0, 86400),
+        # "each response ≤ 5,000 records" (https://developer.servicem8.com/docs/pagination).
+        "page_size": Setting(5000, 1, 5000),
+        # 180/min and 20,000/day per add-on per account [spec: info.description].
+        "rate_limit_per_minute": Setting(180, 0),
+        "rate_limit_per_day": Setting(20000, 0),
+    }
+
+    def endpoints(self) -> list[tuple[Rule, Endpoint]]:
+        p = PROVIDER
+        return [
+            (
+                Rule(f"{API_PREFIX}/<obj>.json", methods=["GET"], endpoint="sm8.list"),
+                Endpoint(p, "api", self.list_records, f"{API_PREFIX}/{{obj}}.json", ("obj",)),
+            ),
+            (
+                Rule(f"{API_PREFIX}/<obj>/<uuid>.json", methods=["GET"], endpoint="sm8.get"),
+                Endpoint(
+                    p, "api", self.get_record, f"{API_PREFIX}/{{obj}}/{{uuid}}.json", ("obj",)
+                ),
+            ),
+            (
+                Rule(f"{OAUTH_PREFIX}/authorize", methods=["GET"], endpoint="sm8.authorize"),
+                Endpoint(p, "token", self.authorize, f"{OAUTH_PREFIX}/authorize"),
+            ),
+            (
+                Rule(f"{OAUTH_PREFIX}/access_token", methods=["POST"], endpoint="sm8.token"),
+                Endpoint(p, "token", self.access_token, f"{OAUTH_PREFIX}/access_token"),
+            ),
+        ]
+
+    # --- errors --------------------------------------------------------------------------------
+
+    def error_response(
+        self, status: int, message: str | None = None, headers: dict[str, str] | None = None
+    ) -> Response:
+        text = message or MESSAGES.get(status) or MESSAGES[500 if status >= 500 else 400]
+        return json_response({"errorCode": status, "message": text}, status, headers)
+
+    # --- auth and limits -----------------------------------------------------------------------
+
+    def authenticate(self, request: Request) -> Principal | Response:
+        """API key (``X-Api-Key``) or OAuth bearer token [spec: components.securitySchemes]."""
+        api_key = request.headers.get("X-Api-Key")
+        if api_key is not None:
+            account = accounts.servicem8_account_by_api_key(api_key)
+            if account is None:
+                return self.error_response(401)
+            return Principal(account=account, app=f"api_key:{account.api_key}", scopes=None)
+        header = request.headers.get("Authorization", "")
+        scheme, _, credential = header.partition(" ")
+        if scheme.lower() != "bearer" or not credential.strip():
+            return self.error_response(401)
+        token = self.store.token_get(credential.strip(), kind="access", provider=PROVIDER)
+        if token is None or token.expired():
+            return self.error_response(401)
+        account = accounts.servicem8_account_by_uuid(token.account)
+        if account is None:
+            return self.error_response(401)
+        return Principal(account=account, app=f"oauth:{token.client_id}", scopes=token.scopes)
+
+    def check_rate_limit(self, principal: Principal) -> Response | None:
+        """Apply 180/min (sliding 60 s window) and 20,000/day (account-local calendar day).
+
+        "Limits are per Addon per account" [spec: info.description]: the key is (account,
+        add-on), the add-on being the API key or the OAuth client. The spec documents no
+        Retry-After header for ServiceM8 429s, so none is sent.
+        """
+        self.app.stats.account_request(PROVIDER, principal.account.uuid)
+        config = self.app.config
+        if not config.enforce_rate_limits:
+            return None
+        today = datetime.now(tz=ZoneInfo(principal.account.timezone)).date()
+        rules = (
+            LimitRule("per_day", config.get(PROVIDER, "rate_limit_per_day"), 86400, today),
+            LimitRule("per_minute", config.get(PROVIDER, "rate_limit_per_minute"), 60.0),
+        )
+        hit = self.app.limiter.hit((PROVIDER, principal.account.uuid, principal.app), rules)
+        if hit is None:
+            return None
+        rule, _ = hit
+        self.app.stats.rate_limited(PROVIDER, rule.name)
+        message = RATE_LIMIT_DAY if rule.name == "per_day" else RATE_LIMIT_MINUTE
+        # errorCode is the number 429 in both of the spec's RateLimitError examples.
+        return json_response({"errorCode": 429, "message": message}, 429)
+
+    def _begin(self, request: Request, obj: str) -> tuple[Principal, ObjectSpec] | Response:
+        """Auth, rate limit, object lookup and scope check shared by list and get."""
+        principal = self.authenticate(request)
+        if isinstance(principal, Response):
+            return principal
+        limited = self.check_rate_limit(principal)
+        if limited is not None:
+            return limited
+        spec = OBJECTS.get(obj)
+        if spec is None:
+            return self.error_response(404, f"Object '{obj}' is not emulated by the sandbox.")
+        if not principal.may_read(spec):
+            return self.error_response(403)
+        return principal, spec
+
+    # --- REST ----------------------------------------------------------------------------------
+
+    def render_record(self, collection: Collection, record: Record) -> str:
+        return self._render(record, _zone(collection.account))
+
+    @staticmethod
+    def _render(record: Record, zone: ZoneInfo) -> str:
+        # Soft-deleted records stay readable with active 0 [spec: DELETE /job/{uuid}.json].
+        # uuid and edit_date never need JSON escaping (validated uuid, formatted digits).
+        edit_date = edit_date_formatter(zone.key)(record.modified_us)
+        return splice_json_raw(
+            record.data_json,
+            f'"uuid":"{record.id}","active":{1 if record.active else 0},"edit_date":"{edit_date}"',
+        )
+
+    def list_records(self, request: Request, obj: str) -> Response:
+        begun = self._begin(request, obj)
+        if isinstance(begun, Response):
+            return begun
+        principal, spec = begun
+        zone = ZoneInfo(principal.account.timezone)
+        collection = Collection(PROVIDER, principal.account.uuid, spec.name)
+        try:
+            conditions = parse_filter(request.args.get("$filter"), zone)
+        except FilterError as exc:
+            return self.error_response(400, f"Invalid $filter: {exc}")
+        cursor = request.args.get("cursor")
+        if cursor is None:
+            # No cursor: the whole (filtered) collection in one response, streamed from SQL in
+            # keyset batches. Paging is opt-in (https://developer.servicem8.com/docs/pagination).
+            rows = self.store.iter_keyset(collection, conditions=conditions)
+            return json_text_response(stream_json_array(self._render(r, zone) for r in rows))
+        return self._page(collection, conditions, cursor, zone)
+
+    def _page(
+        self, collection: Collection, conditions: list[Condition], cursor: str, zone: ZoneInfo
+    ) -> Response:
+        """One cursor page: "-1" starts, ``x-next-cursor`` continues, absent header = done."""
+        store = self.store
+        after: tuple[int, RecordId] | None = None
+        if cursor != "-1":
+            state = store.cursor_get(cursor)
+            if state is None or state.cid != store.collection_id(collection):
+                return self.error_response(400, "Invalid cursor.")
+            after = state.after
+            if after is not None and self.app.faults.flag(PROVIDER, "mutate_during_sync"):
+                self._mutate_served(collection, after)
+        page_size = self.app.config.get(PROVIDER, "page_size")
+        rows = store.list_keyset(
+            collection, conditions=conditions, after=after, limit=page_size + 1
+        )
+        more = len(rows) > page_size
+        rows = rows[:page_size]
+        headers: dict[str, str] = {}
+        if self.app.faults.flag(PROVIDER, "truncate_pages"):
+            # Fault: half a page, and a "next" cursor that points where this page started, so a
+            # correct client sees the same cursor twice and must stop instead of looping.
+            self.app.stats.fault(PROVIDER, "truncate_pages")
+            rows = rows[: len(rows) // 2]
+            headers["x-next-cursor"] = (
+                cursor if cursor != "-1" else store.cursor_create(collection, _new_cursor(), None)
+            )
+        elif more:
+            last = rows[-1]
+            headers["x-next-cursor"] = store.cursor_create(
+                collection, _new_cursor(), (last.modified_us, last.id)
+            )
+        body = "[" + ",".join(self._render(r, zone) for r in rows) + "]"
+        return json_text_response(body, headers=headers)
+
+    def _mutate_served(self, collection: Collection, upto: tuple[int, RecordId]) -> None:
+        """Fault: edit up to 3 already-served records so they move past the cursor.
+
+        Paging is ordered by (edit time, uuid), so a record edited mid-walk re-appears later in
+        the same walk: clients must de-duplicate by uuid.
+        """
+        served = self.store.last_served(collection, upto=upto, limit=3)
+        if not served:
+            return
+        now = time.time_ns() // 1000
+        self.store.touch(collection, [r.id for r in served], modified_us=now)
+        self.app.stats.fault(PROVIDER, "mutate_during_sync", len(served))
+
+    def get_record(self, request: Request, obj: str, uuid: str) -> Response:
+        begun = self._begin(request, obj)
+        if isinstance(begun, Response):
+            return begun
+        principal, spec = begun
+        if not _UUID.match(uuid):
+            # The spec declares the path parameter as format "uuid" and documents 400 for
+            # "malformed or … invalid parameters".
+            return self.error_response(400, "Invalid UUID.")
+        collection = Collection(PROVIDER, principal.account.uuid, spec.name)
+        record = self.store.get(collection, uuid.lower())
+        if record is None:
+            return self.error_response(404)
+        return json_text_response(self._render(record, ZoneInfo(principal.account.timezone)))
+
+    # --- OAuth 2.0 -----------------------------------------------------------------------------
+
+    def authorize(self, request: Request) -> Response:
+        """Authorization endpoint, auto-approved for the app's account (no login page).
+
+        Errors about the client or redirect URI are shown, not redirected (RFC 6749 §4.1.2.1);
+        the rest are redirected to ``redirect_uri`` with ``error`` and ``state``.
+        """
+        args = request.args
+        app = accounts.servicem8_oauth_app(args.get("client_id", ""))
+        if app is None:
+            return json_response(
+                {"error": "invalid_client", "error_description": "Unknown client_id."}, 400
+            )
+        redirect_uri = args.get("redirect_uri", "")
+        target = urlsplit(redirect_uri)
+        if target.scheme not in ("http", "https") or not target.netloc:
+            return json_response(
+                {"error": "invalid_request", "error_description": "Invalid redirect_uri."}, 400
+            )
+        state = {"state": args["state"]} if "state" in args else {}
+        if args.get("response_type") != "code":
+            return _redirect(redirect_uri, {"error": "unsupported_response_type", **state})
+        # Scopes are space-separated (RFC 6749 §3.3); commas are tolerated as well.
+        requested = [s for s in re.split(r"[\s,]+", args.get("scope", "")) if s]
+        if any(s not in KNOWN_SCOPES for s in requested):
+            return _redirect(redirect_uri, {"error": "invalid_scope", **state})
+        code = secrets.token_hex(20)
+        ttl = self.app.config.get(PROVIDER, "authorization_code_ttl")
+        self.store.token_create(
+            code,
+            kind="code",
+            provider=PROVIDER,
+            account=app.account_uuid,
+            client_id=app.client_id,
+            scope=" ".join(dict.fromkeys(requested)),
+            redirect_uri=redirect_uri,
+            expires_at=time.time() + ttl,
+        )
+        return _redirect(redirect_uri, {"code": code, **state})
+
+    def access_token(self, request: Request) -> Response:
+        """Token endpoint: ``authorization_code`` and ``refresh_token`` grants.
+
+        Supported grant types per https://developer.servicem8.com/docs/authentication. Client
+        authentication by HTTP Basic or by form fields (RFC 6749 §2.3.1). Codes are single-use;
+        every refresh rotates the refresh token and the old one is refused from then on.
+        """
+        form = request.form
+        client_id, client_secret, used_basic = oauth_client_credentials(request)
+        app = accounts.servicem8_oauth_app(client_id or "")
+        if app is None or not hmac.compare_digest(
+            (client_secret or "").encode(), app.client_secret.encode()
+        ):
+            # RFC 6749 §5.2: 401 when the client tried the Authorization header, else 400.
+            return self._oauth_error(
+                "invalid_client", "Client authentication failed.", 401 if used_basic else 400
+            )
+        grant_type = form.get("grant_type")
+        if grant_type == "authorization_code":
+            return self._grant_code(app, form.get("code", ""), form.get("redirect_uri"))
+        if grant_type == "refresh_token":
+            return self._grant_refresh(app, form.get("refresh_token", ""), form.get("scope"))
+        if not grant_type:
+            return self._oauth_error("invalid_request", "grant_type is required.")
+        return self._oauth_error("unsupported_grant_type", f"{grant_type} is not supported.")
+
+    def _grant_code(
+        self, app: accounts.ServiceM8OAuthApp, code: str, redirect_uri: str | None
+    ) -> Response:
+        found = self.store.token_get(code, kind="code", provider=PROVIDER)
+        if found is None or found.client_id != app.client_id:
+            return self._oauth_error("invalid_grant", "Invalid authorization code.")
+        # RFC 6749 §4.1.3: redirect_uri must repeat the one sent to the authorize endpoint.
+        if found.redirect_uri and redirect_uri != found.redirect_uri:
+            return self._oauth_error("invalid_grant", "redirect_uri does not match.")
+        consumed = self.store.token_consume(code, kind="code", provider=PROVIDER)
+        if consumed is None:
+            return self._oauth_error("invalid_grant", "Authorization code already used.")
+        if consumed.expired():
+            return self._oauth_error("invalid_grant", "Authorization code expired.")
+        self.app.stats.token_grant(PROVIDER, "authorization_code")
+        return self._issue(app, consumed.account, consumed.scope)
+
+    def _grant_refresh(
+        self, app: accounts.ServiceM8OAuthApp, refresh_token: str, scope: str | None
+    ) -> Response:
+        found = self.store.token_get(refresh_token, kind="refresh", provider=PROVIDER)
+        # Checked before consuming, so another client presenting a stolen token cannot burn it.
+        if found is None or found.client_id != app.client_id:
+            self.app.stats.refresh_rejected(PROVIDER)
+            return self._oauth_error("invalid_grant", "Invalid refresh token.")
+        granted = found.scopes
+        if scope is not None:
+            requested = frozenset(s for s in re.split(r"[\s,]+", scope) if s)
+            # RFC 6749 §6: a refresh may narrow the scope, never widen it.
+            if not requested <= granted:
+                return self._oauth_error("invalid_scope", "Scope exceeds the original grant.")
+            granted = requested
+        consumed = self.store.token_consume(refresh_token, kind="refresh", provider=PROVIDER)
+        if consumed is None:
+            # Rotation: the token was already exchanged (maybe by a concurrent request).
+            self.app.stats.refresh_rejected(PROVIDER)
+            return self._oauth_error("invalid_grant", "Refresh token already used.")
+        self.app.stats.token_grant(PROVIDER, "refresh_token")
+        scope_text = " ".join(s for s in found.scope.split() if s in granted)
+        return self._issue(app, consumed.account, scope_text)
+
+    def _issue(self, app: accounts.ServiceM8OAuthApp, account: str, scope: str) -> Response:
+        ttl = self.app.config.get(PROVIDER, "access_token_ttl")
+        now = time.time()
+        access = self.store.token_create(
+            secrets.token_hex(20),
+            kind="access",
+            provider=PROVIDER,
+            account=account,
+            client_id=app.client_id,
+            scope=scope,
+            expires_at=now + ttl,
+        )
+        refresh = self.store.token_create(
+            secrets.token_hex(20),
+            kind="refresh",
+            provider=PROVIDER,
+            account=account,
+            client_id=app.client_id,
+            scope=scope,
+        )
+        body = {
+            "access_token": access.token,
+            "token_type": "bearer",
+            "expires_in": int(ttl),
+            "refresh_token": refresh.token,
+            "scope": scope,
+        }
+        # RFC 6749 §5.1: token responses must not be cached.
+        return json_response(body, 200, {"Cache-Control": "no-store", "Pragma": "no-cache"})
+
+    def _oauth_error(self, error: str, description: str, status: int = 400) -> Response:
+        self.app.stats.token_error(PROVIDER, error)
+        headers = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+        if status == 401:
+            headers["WWW-Authenticate"] = 'Basic realm="servicem8"'
+        return json_response({"error": error, "error_description": description}, status, headers)
+
+    # --- control API hooks ---------------------------------------------------------------------
+
+    def default_account(self) -> str:
+        return accounts.SERVICEM8_ACCOUNT.uuid
+
+    def parse_record_id(self, raw: str) -> RecordId:
+        if not _UUID.match(raw):
+            raise ValueError("ServiceM8 record ids are uuids")
+        return raw.lower()
+
+    def new_record_id(self, collection: Collection) -> RecordId:
+        return str(uuid_lib.uuid4())
+
+    def prepare_record(
+        self, obj: str, data: dict[str, Any], existing: Record | None
+    ) -> tuple[dict[str, Any], bool | None]:
+        data = dict(data)
+        data.pop("uuid", None)
+        data.pop("edit_date", None)
+        active = data.pop("active", None)
+        spec = OBJECTS.get(obj)
+        base = existing.data if existing else dict(spec.defaults if spec else {})
+        base.update(data)
+        return base, None if active is None else bool(int(active))
+
+
+def _new_cursor() -> str:
+    return str(uuid_lib.uuid4())
+
+
+def _redirect(uri: str, params: dict[str, str]) -> Response:
+    return Response(status=302, headers={"Location": _add_query(uri, params)})
