@@ -31,9 +31,7 @@ def test_same_external_id_in_two_integrations_is_two_rows(company):
 
 def test_empty_external_id_is_rejected(integration):
     with pytest.raises(IntegrityError), transaction.atomic():
-        Client.objects.create(
-            integration=integration, external_id="", name="x"
-        )
+        Client.objects.create(integration=integration, external_id="", name="x")
 
 
 def test_money_round_trips_as_exact_decimal(integration):
