@@ -91,6 +91,7 @@ def test_admin_never_echoes_credentials_and_blank_keeps_them(client, integration
         "config": "{}",
         "enabled": "on",
         "status": "active",
+        "read_cache_ttl": "300",
         "new_credentials": "",
     }
     assert client.post(url, form).status_code == 302
