@@ -33,8 +33,9 @@ migrate: install
 	$(BIN)/python manage.py migrate --noinput
 
 run: migrate
-	$(BIN)/python manage.py seed_demo
-	@echo "Serving on http://127.0.0.1:8000 (web, Celery worker and beat; Ctrl-C stops all three)"
+	$(BIN)/python manage.py sandbox_seed --records 200 --db var/sandbox.sqlite3 --reset
+	$(BIN)/python manage.py seed_demo --sandbox-url http://127.0.0.1:8765
+	@echo "Serving on http://127.0.0.1:8000 (web, Celery worker, beat and the provider sandbox on :8765; Ctrl-C stops them all)"
 	$(BIN)/honcho -f Procfile.dev start
 
 lint: install

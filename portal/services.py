@@ -43,9 +43,10 @@ class DemoAccounts:
 
 
 @transaction.atomic
-def demo_seed(*, password: str) -> DemoAccounts:
+def demo_seed(*, password: str, sandbox_url: str = "") -> DemoAccounts:
     """The demo company for `make run`: a team admin (who is also an operator, so the whole admin
-    is open to them), a sandbox ServiceM8 integration, one client and a client user for it.
+    is open to them), a ServiceM8 integration (pointed at the provider sandbox when
+    `sandbox_url` is given, with the sandbox account's API key), one client and a client user.
     Running it again resets the demo passwords and creates nothing twice."""
     from integrations.models import Integration
 
@@ -71,6 +72,12 @@ def demo_seed(*, password: str) -> DemoAccounts:
         external_account_id="demo",
         defaults={"name": "ServiceM8 sandbox"},
     )
+    if sandbox_url:
+        from integrations.sandbox.accounts import SERVICEM8_ACCOUNT
+
+        integration.base_url_override = sandbox_url
+        integration.credentials = {"api_key": SERVICEM8_ACCOUNT.api_key}
+        integration.save(update_fields=["base_url_override", "credentials", "updated_at"])
     client, _ = Client.objects.get_or_create(
         integration=integration,
         external_id="demo-client-0001",

@@ -335,3 +335,18 @@ def test_concurrent_threads_share_one_client_safely(sandbox):
     with ThreadPoolExecutor(4) as pool:
         accounts_seen = list(pool.map(lambda _: provider.probe().account_id, range(12)))
     assert set(accounts_seen) == {SM8.uuid}
+
+
+def test_the_demo_integration_connects_to_the_sandbox(sandbox):
+    from django.core.management import call_command
+
+    from integrations.services import integration_test_connection
+
+    call_command("seed_demo", password="demo-pass-123", sandbox_url=sandbox.url)
+    integration = Integration.objects.get(provider="servicem8", external_account_id="demo")
+    result = integration_test_connection(integration=integration)
+    assert result.ok, result.message
+    integration.refresh_from_db()
+    assert integration.last_test_ok and integration.last_test_latency_ms is not None
+    assert integration.config["timezone"] == SM8.timezone
+    assert [c.name for c in provider_for(integration).iter_clients()][:1]

@@ -12,9 +12,14 @@ class Command(BaseCommand):
             "--password", default="fieldbridge-demo", help="Password for both demo users."
         )
         parser.add_argument("--base-url", default="http://127.0.0.1:8000")
+        parser.add_argument(
+            "--sandbox-url",
+            default="",
+            help="Point the demo ServiceM8 integration at the provider sandbox at this root URL.",
+        )
 
-    def handle(self, *args, password: str, base_url: str, **options):
-        demo = demo_seed(password=password)
+    def handle(self, *args, password: str, base_url: str, sandbox_url: str, **options):
+        demo = demo_seed(password=password, sandbox_url=sandbox_url)
         admin_url = f"{base_url}{reverse('admin:index')}"
         self.stdout.write(self.style.SUCCESS(f"Demo company ready: {demo.company.name}"))
         self.stdout.write(f"  Admin       {admin_url}")
