@@ -213,25 +213,35 @@ class OAuth2Auth(Auth):
                     f"{self.provider}: the token endpoint answered without an access token",
                     provider=self.provider,
                 )
-            self._persist(credentials, new)
-            self.store.write_cached(
-                {"access_token": new["access_token"], "expires_at": float(new["expires_at"])}
-            )
+            token = {"access_token": new["access_token"], "expires_at": float(new["expires_at"])}
+            rotated = self._persist(credentials, new)
+            if not rotated:
+                # Nothing to commit: share the token at once, still under the lock, so the
+                # next process in line finds it instead of asking for another.
+                self.store.write_cached(token)
+        if rotated:
+            # Only now is the rotated refresh token committed: the new access token may be
+            # shared and used. (Processes that queued on the lock meanwhile find the new
+            # access token in the durable credentials, so they don't refresh again.)
+            self.store.write_cached(token)
         logger.info("oauth token obtained", extra={"provider": self.provider})
         return new["access_token"]
 
-    def _persist(self, credentials: dict, new: dict) -> None:
-        """Rotation: save a new refresh token (and the access token) durably before use."""
+    def _persist(self, credentials: dict, new: dict) -> bool:
+        """Rotation: save a new refresh token (with the access token) durably before use.
+        Returns whether anything was saved."""
         rotated = new.get("refresh_token")
-        if rotated and rotated != credentials.get("refresh_token"):
-            self.store.save_credentials(
-                {
-                    **credentials,
-                    "refresh_token": rotated,
-                    "access_token": new["access_token"],
-                    "expires_at": float(new["expires_at"]),
-                }
-            )
+        if not rotated or rotated == credentials.get("refresh_token"):
+            return False
+        self.store.save_credentials(
+            {
+                **credentials,
+                "refresh_token": rotated,
+                "access_token": new["access_token"],
+                "expires_at": float(new["expires_at"]),
+            }
+        )
+        return True
 
     def _session(self, **kwargs: Any) -> OAuth2Session:
         session = OAuth2Session(

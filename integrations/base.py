@@ -103,6 +103,9 @@ class ProviderContext:
     cache_enabled: bool = False
     cache_ttl: int = 300
     rate_limit_enabled: bool = True
+    # Whose budget the calls spend: providers limit per account (ServiceM8 per add-on and
+    # account, ServiceTitan per app and tenant), so integrations on one account share it.
+    rate_limit_key: str = ""
     retry: RetryPolicy = field(default_factory=RetryPolicy)
 
 
@@ -172,7 +175,7 @@ class Provider:
             limiter = None
             if self.context.rate_limit_enabled and self.rate_limits:
                 limiter = RateLimiter(
-                    key=f"{self.key}:{self.context.integration_id}",
+                    key=self.context.rate_limit_key or f"{self.key}:{self.context.integration_id}",
                     windows=self.rate_limits,
                     provider=self.key,
                 )
@@ -216,7 +219,10 @@ class Provider:
 
     def explain(self, exc: ProviderError) -> str:
         """A message a person can act on, for each kind of failure."""
-        host = urlsplit(self.urls().get("api", "")).netloc
+        try:
+            host = urlsplit(self.urls().get("api", "")).netloc
+        except ProviderError:
+            host = "its API"
         match exc:
             case ProviderAuthError():
                 return (

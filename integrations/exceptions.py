@@ -11,6 +11,9 @@ class ProviderError(Exception):
     """Base class. `retryable` says whether the HTTP layer may try the same call again."""
 
     retryable = False
+    # Whether the request may have reached the provider (a write that might have been acted
+    # on must not be sent again blindly). Only transport failures before sending set False.
+    sent = True
 
     def __init__(
         self,

@@ -37,6 +37,7 @@ from urllib.parse import urlsplit
 
 import requests
 from django.core.cache import cache
+from urllib3.exceptions import NameResolutionError, NewConnectionError
 
 from integrations import metrics
 from integrations.auth import Auth, NoAuth, TokenStore
@@ -60,6 +61,7 @@ logger = logging.getLogger("integrations.http")
 
 USER_AGENT = "Fieldbridge/0.1 (+https://github.com/fieldbridge)"
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+NON_IDEMPOTENT_METHODS = frozenset({"POST", "PATCH"})
 
 
 @dataclass(frozen=True)
@@ -110,6 +112,20 @@ class Response:
 
     def header(self, name: str) -> str | None:
         return self.headers.get(name.lower())
+
+
+def _never_connected(exc: BaseException) -> bool:
+    """True when the request cannot have reached the provider (refused, DNS failure)."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, NewConnectionError | NameResolutionError):
+            return True
+        for arg in getattr(exc, "args", ()):
+            if isinstance(arg, BaseException) and _never_connected(arg):
+                return True
+        exc = exc.__cause__ or exc.__context__ or getattr(exc, "reason", None)
+    return False
 
 
 def _safe_path(url: str) -> str:
@@ -248,7 +264,12 @@ class ApiClient:
         data: Any = None,
         headers: dict | None = None,
         use_cache: bool = True,
+        idempotent: bool | None = None,
     ) -> Response:
+        """Send one request through the layer. `idempotent` defaults to the method's HTTP
+        semantics (POST and PATCH are not): a non-idempotent write is retried only when the
+        provider cannot have acted on it (429, or the connection never opened). Pass
+        idempotent=True for a write that carries its own idempotency key."""
         method = method.upper()
         url = self.url(path)
         cache_key = None
@@ -259,7 +280,9 @@ class ApiClient:
                 metrics.CACHE_HITS.labels(provider=self.provider).inc()
                 return Response(**cached, from_cache=True)
 
-        response = self._send_with_retries(method, url, params, json_body, data, headers)
+        response = self._send_with_retries(
+            method, url, params, json_body, data, headers, idempotent=idempotent
+        )
 
         if cache_key is not None:
             cache.set(
@@ -276,28 +299,41 @@ class ApiClient:
             self._invalidate(url)
         return response
 
-    def _send_with_retries(self, method, url, params, json_body, data, headers) -> Response:
+    def _send_with_retries(
+        self, method, url, params, json_body, data, headers, *, idempotent: bool | None
+    ) -> Response:
+        if idempotent is None:
+            idempotent = method not in NON_IDEMPOTENT_METHODS
         waited = 0.0
         refreshed = False
-        attempt = 0
+        attempt = 0  # transport attempts, capped by the retry policy
+        sends = 0  # every send, for the logs
         while True:
             attempt += 1
+            sends += 1
             if self.limiter is not None:
                 self.limiter.acquire()
-            error, response = self._send_once(
-                method, url, params, json_body, data, headers, attempt
-            )
+            error, response = self._send_once(method, url, params, json_body, data, headers, sends)
             if error is None:
                 return response
             if isinstance(error, ProviderAuthError) and error.status == 401 and not refreshed:
                 refreshed = True
-                if self.auth.on_unauthorized():
+                try:
+                    retry_with_new_token = self.auth.on_unauthorized()
+                except ProviderError as exc:  # the token endpoint refused or failed
+                    error, retry_with_new_token = exc, False
+                if retry_with_new_token:
                     attempt -= 1  # the refresh retry is not a transport retry
                     continue
-            if isinstance(error, ProviderAuthError) and error.status == 401:
+            if isinstance(error, ProviderAuthError):
+                # A second 401, or the token endpoint refusing our grant (invalid_grant…):
+                # nothing automatic can fix it; a person must reconnect.
                 if self.token_store is not None:
                     self.token_store.mark_needs_reauth(error.message)
-            if error.retryable and attempt < self.retry.attempts:
+            may_retry = error.retryable and (
+                idempotent or isinstance(error, ProviderRateLimitError) or not error.sent
+            )
+            if may_retry and attempt < self.retry.attempts:
                 delay = self.retry.delay(attempt, error.retry_after)
                 if waited + delay <= self.retry.max_total_wait:
                     metrics.PROVIDER_RETRIES.labels(
@@ -327,16 +363,18 @@ class ApiClient:
                 headers=request_headers,
                 timeout=self.timeout,
             )
-        except requests.Timeout:
+        except requests.Timeout as exc:
             error: ProviderError | None = ProviderTimeoutError(
                 f"{self.provider}: {method} {_safe_path(url)} timed out", provider=self.provider
             )
+            error.sent = not isinstance(exc, requests.ConnectTimeout)
             response = None
-        except requests.ConnectionError:
+        except requests.ConnectionError as exc:
             error = ProviderConnectionError(
                 f"{self.provider}: {method} {_safe_path(url)} could not connect",
                 provider=self.provider,
             )
+            error.sent = not _never_connected(exc)
             response = None
         else:
             response = Response(

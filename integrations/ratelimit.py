@@ -77,7 +77,7 @@ class RateLimiter:
     up to `max_wait` seconds in all, and raises BudgetExhausted for long ones."""
 
     def __init__(
-        self, *, key: str, windows: tuple[RateWindow, ...], provider: str, max_wait: float = 120
+        self, *, key: str, windows: tuple[RateWindow, ...], provider: str, max_wait: float = 60
     ):
         self.key = key
         self.windows = windows

@@ -10,6 +10,7 @@ from integrations.auth import ApiKeyHeaderAuth, MemoryTokenStore, OAuth2Auth
 from integrations.exceptions import (
     PaginationError,
     ProviderAuthError,
+    ProviderConnectionError,
     ProviderMalformedResponseError,
     ProviderRateLimitError,
     ProviderServerError,
@@ -288,3 +289,58 @@ def test_calls_are_counted_in_prometheus_by_provider():
     client, _ = make_client()
     client.get("things")
     assert count("2xx") == before_ok + 1 and count("5xx") == before_5xx + 1
+
+
+@responses.activate
+def test_a_write_that_may_have_arrived_is_not_sent_twice():
+    responses.post(f"{BASE}/jobs", body=requests.ReadTimeout("read timed out"))
+    client, sleeps = make_client()
+    with pytest.raises(ProviderTimeoutError):
+        client.request("POST", "jobs", json_body={"summary": "Fix leak"})
+    assert len(responses.calls) == 1 and sleeps == []
+
+
+@responses.activate
+def test_a_write_is_retried_when_the_provider_cannot_have_acted_on_it():
+    responses.post(f"{BASE}/jobs", status=429, headers={"Retry-After": "1"})
+    responses.post(f"{BASE}/jobs", json={"id": 1})
+    client, sleeps = make_client()
+    assert client.request("POST", "jobs", json_body={}).json() == {"id": 1}
+    assert sleeps == [1.0]
+
+
+@responses.activate
+def test_idempotent_writes_are_retried_like_reads():
+    responses.put(f"{BASE}/jobs/1/hold", status=503)
+    responses.put(f"{BASE}/jobs/1/hold", json={})
+    client, _ = make_client()
+    assert client.request("PUT", "jobs/1/hold").status == 200
+    responses.post(f"{BASE}/notes", status=502)
+    responses.post(f"{BASE}/notes", json={})
+    assert client.request("POST", "notes", json_body={}, idempotent=True).status == 200
+
+
+def test_a_refused_connection_is_retried_even_for_a_write():
+    client, sleeps = make_client(retry=RetryPolicy(attempts=2, base=0.01))
+    client.base_url = "http://127.0.0.1:9"  # discard port: nothing listens
+    with pytest.raises(ProviderConnectionError) as caught:
+        client.request("POST", "jobs", json_body={})
+    assert caught.value.sent is False
+    assert len(sleeps) == 1
+
+
+@responses.activate
+def test_a_refused_refresh_marks_the_integration_needs_reauth():
+    responses.get(f"{BASE}/me", status=401)
+
+    class Refused(CountingOAuth):
+        def _grant(self, credentials):
+            if self.grants:
+                raise ProviderAuthError("example: invalid_grant")
+            return super()._grant(credentials)
+
+    store = MemoryTokenStore()
+    client, _ = make_client(auth=Refused(store), token_store=store)
+    with pytest.raises(ProviderAuthError, match="invalid_grant"):
+        client.get("me")
+    assert store.needs_reauth and len(responses.calls) == 1
