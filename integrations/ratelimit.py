@@ -73,11 +73,13 @@ def _bucket(key: str, windows: tuple[RateWindow, ...]):
 
 
 class RateLimiter:
-    """Admits calls for one bucket key (one integration). `acquire()` blocks for short windows,
-    up to `max_wait` seconds in all, and raises BudgetExhausted for long ones."""
+    """Admits calls for one bucket key (one provider account). `acquire()` blocks for short
+    windows, up to `max_wait` seconds in all (90 s: enough for a per-minute window to slide,
+    little enough that a task never sits on a worker for long), and raises BudgetExhausted for
+    long windows or longer waits, so the caller defers the work."""
 
     def __init__(
-        self, *, key: str, windows: tuple[RateWindow, ...], provider: str, max_wait: float = 60
+        self, *, key: str, windows: tuple[RateWindow, ...], provider: str, max_wait: float = 90
     ):
         self.key = key
         self.windows = windows
