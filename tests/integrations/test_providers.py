@@ -239,10 +239,20 @@ def test_no_code_outside_provider_packages_branches_on_a_provider_name():
     import re
 
     root = pathlib.Path(__file__).resolve().parents[2]
+    names = "servicem8|servicetitan|jobber|hubspot|salesforce|housecall_pro|fieldedge"
+    # ==/!=/in "name", case "name":, .startswith("name"), {"name": …} lookups.
     pattern = re.compile(
-        r"""(==|!=|\bin\b)\s*\(?\s*["'](servicem8|servicetitan|jobber|hubspot|"""
-        r"""salesforce|housecall_pro|fieldedge)["']"""
+        rf"""((==|!=|\bin\b|\bcase\b|startswith\()\s*\(?\s*["']({names})["'])"""
+        rf"""|(\{{\s*["']({names})["']\s*:)"""
     )
+    for sample in (
+        'if kind == "hubspot":',
+        '    case "jobber":',
+        'x.startswith("servicem8")',
+        'URLS = {"servicetitan": 1}',
+        'if p in ("fieldedge", "x")',
+    ):
+        assert pattern.search(sample), sample
     offenders = [
         str(path.relative_to(root))
         for app in ("config", "portal", "quotes", "sync", "integrations")
