@@ -11,8 +11,16 @@ URLs (sandbox root + path; the real host is https://api.servicem8.com):
 - ``GET /servicem8/oauth/authorize``  auto-approves, 302 to ``redirect_uri?code=…&state=…``
 - ``POST /servicem8/oauth/access_token``  ``authorization_code`` / ``refresh_token`` grants
 
-Emulated objects are listed in ``OBJECTS`` (``company`` and ``vendor`` so far); adding one is an
-``ObjectSpec`` with its read scopes and field defaults, plus seed data.
+Emulated objects are listed in ``OBJECTS``: ``company``, ``companycontact``, ``staff``, ``job``
+(quotes are jobs with status ``Quote``), ``jobmaterial``, ``jobactivity``, ``material``,
+``category``, ``taxrate`` and ``vendor``; adding one is an ``ObjectSpec`` with its read scopes and
+field defaults, plus seed data. Every object lists and pages through the same generic
+``{object}.json`` machinery. Field names and types are the spec's (``components.schemas``):
+flags the spec types as strings (``is_primary_contact``, ``activity_was_scheduled``, …) are
+``"0"``/``"1"``, money is a 2-decimal string (``"120.00"``), unset dates are
+``0000-00-00 00:00:00`` (NOTES.md §1 "Gotchas"). Reference fields the spec declares with
+``format: uuid`` are **omitted** when they have no value, since ``""`` would not validate against
+the spec (the real API may send ``""``; clients should accept both).
 
 Time zones: ``modified`` is stored in UTC; ``edit_date`` is rendered as
 ``YYYY-MM-DD HH:MM:SS`` in the **account's** zone (``accounts.py``; Australia/Sydney for the
@@ -58,7 +66,7 @@ API_PREFIX = "/servicem8/api_1.0"
 OAUTH_PREFIX = "/servicem8/oauth"
 
 # Every scope the spec's oauth2 security scheme declares
-# (components.securitySchemes.oauth2.flows.authorizationCode.scopes).
+# (components.securitySchemes.oauth2.flows.authorizationCode.scopes), plus the tax-rate scopes.
 KNOWN_SCOPES = frozenset(
     """staff_locations staff_activity publish_sms publish_email vendor vendor_logo vendor_email
     read_locations manage_locations read_staff manage_staff read_customers manage_customers
@@ -69,6 +77,9 @@ KNOWN_SCOPES = frozenset(
     publish_job_notes read_job_photos publish_job_photos read_attachments manage_attachments
     read_inbox read_messages manage_notifications manage_templates manage_badges read_assets
     manage_assets read_knowledge_base manage_knowledge_base""".split()
+    # Not declared in the scheme but required by the spec's /taxrate.json operations
+    # (``security: [{oauth2: [read_tax_rates]}]``), so an app must be able to request them.
+    + ["read_tax_rates", "manage_tax_rates"]
 )
 
 # The spec's error bodies (components.schemas.Error/AuthenticationError/…). The schemas type
@@ -155,6 +166,154 @@ VENDOR_DEFAULTS: dict[str, Any] = {
 }
 
 
+# ServiceM8's "no date" value (NOTES.md §1 "Gotchas": empty dates are 0000-00-00 00:00:00).
+NO_DATE = "0000-00-00 00:00:00"
+
+# The remaining objects' fields from the spec (components.schemas.<Name>), uuid/active/edit_date
+# excluded, in the spec's order. Reference fields typed ``format: uuid`` are left out unless a
+# sensible default exists (see the module docstring); the seeder fills them in.
+COMPANYCONTACT_DEFAULTS: dict[str, Any] = {
+    # company_uuid (uuid)
+    "first": "",
+    "last": "",
+    "phone": "",
+    "mobile": "",
+    # email is format "email", so it is only sent when known.
+    # 'BILLING' for billing contacts, 'JOB' for job contacts [spec: CompanyContact.type].
+    "type": "",
+    # A string "1"/"0" in the spec; one active primary contact per company.
+    "is_primary_contact": "0",
+}
+
+STAFF_DEFAULTS: dict[str, Any] = {
+    "first": "",
+    "last": "",
+    # email: required and format "email" in the spec; always set by the seeder.
+    "mobile": "",
+    "lng": 0.0,
+    "lat": 0.0,
+    "geo_timestamp": NO_DATE,
+    "job_title": "",
+    # navigating_to_job_uuid (uuid)
+    "navigating_timestamp": NO_DATE,
+    "navigating_expiry_timestamp": NO_DATE,
+    "color": "",
+    "custom_icon_url": "",  # DEPRECATED [spec]
+    "status_message": "",
+    "status_message_timestamp": NO_DATE,
+    "hide_from_schedule": 0,
+    "can_receive_push_notification": "0",
+    # security_role_uuid, labour_material_uuid (uuid)
+}
+
+JOB_DEFAULTS: dict[str, Any] = {
+    # created_by_staff_uuid (uuid)
+    "date": "0000-00-00",
+    # company_uuid (uuid)
+    "billing_address": "",
+    # Quote | Work Order | Unsuccessful | Completed; a quote is a job with status Quote.
+    "status": "Quote",
+    "lng": 0.0,
+    "lat": 0.0,
+    # payment_* are "Not used. Refer to JobPayment endpoint." [spec]
+    "payment_date": NO_DATE,
+    # payment_actioned_by_uuid (uuid)
+    "payment_method": "",
+    "payment_amount": "0.00",
+    # category_uuid (uuid)
+    "payment_note": "",
+    "geo_is_valid": 0,
+    "purchase_order_number": "",
+    "invoice_sent": 0,
+    "invoice_sent_stamp": NO_DATE,
+    "ready_to_invoice": "0",  # DEPRECATED, untyped [spec]
+    "ready_to_invoice_stamp": NO_DATE,  # DEPRECATED, untyped [spec]
+    "geo_country": "",
+    "geo_postcode": "",
+    "geo_state": "",
+    "geo_city": "",
+    "geo_street": "",
+    "geo_number": "",
+    # queue_uuid (uuid)
+    "queue_expiry_date": NO_DATE,
+    # queue_assigned_staff_uuid (uuid)
+    "badges": "[]",  # "JSON Array of Badge UUIDs" [spec]
+    "quote_date": NO_DATE,
+    "quote_sent": 0,
+    "quote_sent_stamp": NO_DATE,
+    "work_order_date": NO_DATE,
+    "active_network_request_uuid": "",  # DEPRECATED, untyped [spec]
+    "related_knowledge_articles": "",  # DEPRECATED, untyped [spec]
+    "job_address": "",
+    "job_description": "",
+    "work_done_description": "",
+    "generated_job_id": "",
+    # Read-only; a string in the spec: the invoice total incl. tax of the active job materials.
+    "total_invoice_amount": "0.00",
+    "payment_processed": 0,
+    "payment_processed_stamp": NO_DATE,
+    "payment_received": 0,
+    "payment_received_stamp": NO_DATE,
+    "completion_date": NO_DATE,
+    # completion_actioned_by_uuid (uuid)
+    "unsuccessful_date": NO_DATE,
+    "job_is_scheduled_until_stamp": NO_DATE,
+}
+
+JOBMATERIAL_DEFAULTS: dict[str, Any] = {
+    # job_uuid, material_uuid (uuid)
+    "name": "",
+    # All strings in the spec. price/cost are ex-tax unit amounts; displayed_amount and
+    # displayed_cost are the unit amounts as shown (tax-inclusive when the flag is "1").
+    "quantity": "1",
+    "price": "0.00",
+    "displayed_amount": "0.00",
+    "displayed_amount_is_tax_inclusive": "0",
+    "tax_rate_uuid": GST_TAX_RATE_UUID,
+    "sort_order": "0",
+    "cost": "0.00",
+    "displayed_cost": "0.00",
+    # job_material_bundle_uuid (uuid; blank = not in a bundle [spec])
+}
+
+JOBACTIVITY_DEFAULTS: dict[str, Any] = {
+    # job_uuid, staff_uuid (uuid)
+    "start_date": NO_DATE,
+    "end_date": NO_DATE,
+    # Flags are strings in the spec; scheduled and recorded are mutually exclusive.
+    "activity_was_scheduled": "0",
+    "activity_was_recorded": "0",
+    "activity_was_automated": "0",
+    "has_been_opened": "0",
+    "has_been_opened_timestamp": NO_DATE,
+    "travel_time_in_seconds": 0,
+    "travel_distance_in_meters": 0,
+    "allocated_by_staff_uuid": "",  # DEPRECATED, untyped [spec]
+    "allocated_timestamp": "",  # DEPRECATED, untyped [spec]
+    # material_uuid, edit_by_staff_uuid (uuid)
+}
+
+MATERIAL_DEFAULTS: dict[str, Any] = {
+    "name": "",
+    "item_number": "",
+    "price": "0.00",
+    "cost": "0.00",
+    "quantity_in_stock": 0,
+    "price_includes_taxes": 0,
+    "barcode": "",
+    "item_is_inventoried": 0,
+    "item_description": "",
+    "use_description_for_invoicing": "0",
+    "tax_rate_uuid": GST_TAX_RATE_UUID,
+}
+
+# Job categories (there is no material category object [NOTES.md §1 "Pricebook"]).
+CATEGORY_DEFAULTS: dict[str, Any] = {"name": "", "colour": ""}
+
+# amount: the percentage as a string, "10" for 10 % [spec: TaxRate.amount].
+TAXRATE_DEFAULTS: dict[str, Any] = {"name": "", "amount": "0", "is_default_tax_rate": 0}
+
+
 @dataclass(frozen=True)
 class ObjectSpec:
     """An emulated ServiceM8 object: which OAuth scopes may read it, and its field defaults."""
@@ -167,10 +326,35 @@ class ObjectSpec:
 # Read scopes per object come from each path's "OAuth Scope" text in the spec; a manage_*
 # scope includes read access ("Full access to … Endpoint" [spec: oauth2 scopes]).
 OBJECTS: dict[str, ObjectSpec] = {
-    "company": ObjectSpec(
-        "company", frozenset({"read_customers", "manage_customers"}), COMPANY_DEFAULTS
-    ),
-    "vendor": ObjectSpec("vendor", frozenset({"vendor"}), VENDOR_DEFAULTS),
+    spec.name: spec
+    for spec in (
+        ObjectSpec("company", frozenset({"read_customers", "manage_customers"}), COMPANY_DEFAULTS),
+        ObjectSpec(
+            "companycontact",
+            frozenset({"read_customer_contacts", "manage_customer_contacts"}),
+            COMPANYCONTACT_DEFAULTS,
+        ),
+        ObjectSpec("staff", frozenset({"read_staff", "manage_staff"}), STAFF_DEFAULTS),
+        ObjectSpec("job", frozenset({"read_jobs", "manage_jobs"}), JOB_DEFAULTS),
+        ObjectSpec(
+            "jobmaterial",
+            frozenset({"read_job_materials", "manage_job_materials"}),
+            JOBMATERIAL_DEFAULTS,
+        ),
+        ObjectSpec(
+            "jobactivity", frozenset({"read_schedule", "manage_schedule"}), JOBACTIVITY_DEFAULTS
+        ),
+        ObjectSpec(
+            "material", frozenset({"read_inventory", "manage_inventory"}), MATERIAL_DEFAULTS
+        ),
+        ObjectSpec(
+            "category",
+            frozenset({"read_job_categories", "manage_job_categories"}),
+            CATEGORY_DEFAULTS,
+        ),
+        ObjectSpec("taxrate", frozenset({"read_tax_rates", "manage_tax_rates"}), TAXRATE_DEFAULTS),
+        ObjectSpec("vendor", frozenset({"vendor"}), VENDOR_DEFAULTS),
+    )
 }
 
 
@@ -199,8 +383,9 @@ class LocalTimeFormatter:
     """Renders UTC µs as account-local ``YYYY-MM-DD HH:MM:SS`` (``edit_date``), fast.
 
     UTC offsets only change on 15-minute UTC boundaries (every modern zone's transitions fall
-    on them), so the offset is cached per 15-minute slot and the text comes from
-    ``time.gmtime(utc + offset)``: ~5x cheaper than ``datetime.astimezone().strftime()``.
+    on them), so the offset is cached per 15-minute slot, the local date text per local day,
+    and the time of day comes from ``divmod``: ~8x cheaper than
+    ``datetime.astimezone().strftime()``.
     """
 
     _SLOT = 900
@@ -209,6 +394,7 @@ class LocalTimeFormatter:
     def __init__(self, zone: ZoneInfo) -> None:
         self.zone = zone
         self._offsets: dict[int, int] = {}
+        self._days: dict[int, str] = {}
 
     def __call__(self, modified_us: int) -> str:
         secs = modified_us // _SECOND_US
@@ -220,7 +406,15 @@ class LocalTimeFormatter:
             if len(self._offsets) >= self._MAX_CACHE:
                 self._offsets.clear()
             self._offsets[slot] = offset
-        return "%04d-%02d-%02d %02d:%02d:%02d" % time.gmtime(secs + offset)[:6]  # noqa: UP031
+        day, rem = divmod(secs + offset, 86400)
+        date = self._days.get(day)
+        if date is None:
+            if len(self._days) >= self._MAX_CACHE:
+                self._days.clear()
+            date = self._days[day] = "%04d-%02d-%02d " % time.gmtime(day * 86400)[:3]  # noqa: UP031
+        hours, rem = divmod(rem, 3600)
+        minutes, seconds = divmod(rem, 60)
+        return "%s%02d:%02d:%02d" % (date, hours, minutes, seconds)  # noqa: UP031
 
 
 @functools.cache

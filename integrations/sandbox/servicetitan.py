@@ -1,8 +1,9 @@
-"""ServiceTitan emulation: client-credentials token, CRM v2 customers listing and get.
+"""ServiceTitan emulation: client-credentials token, v2 resource listing and get.
 
-Written from the official CRM v2 OpenAPI file (``shared/provider-specs/servicetitan/
-tenant-crm-v2.yml``, "the spec") and the developer docs cited inline; NOTES.md §2 summarizes
-both. Nothing here may import the ServiceTitan client (STYLE.md §1).
+Written from the official v2 OpenAPI files (``shared/provider-specs/servicetitan/
+tenant-{crm,jpm,salestech,settings,pricebook}-v2.yml``, "the spec") and the developer docs
+cited inline; NOTES.md §2 summarizes both. Nothing here may import the ServiceTitan client
+(STYLE.md §1).
 
 URLs (sandbox root + path; real hosts https://api.servicetitan.io and
 https://auth.servicetitan.io):
@@ -11,17 +12,22 @@ https://auth.servicetitan.io):
 - ``GET /servicetitan/{module}/v2/tenant/{tenant}/{resource}``  page/pageSize listing
 - ``GET /servicetitan/{module}/v2/tenant/{tenant}/{resource}/{id}``  one record
 
-Emulated resources are listed in ``RESOURCES`` (``crm/customers`` so far). The store object of
-a resource is its URL name (``customers``); ids are int64 and stored as SQLite integers.
+Emulated resources are listed in ``servicetitan_resources.RESOURCES``: ``crm`` customers and
+locations, ``jpm`` jobs, appointments and job-types, ``sales`` estimates, ``settings``
+technicians, employees and business-units, ``pricebook`` categories, services, materials and
+equipment. Each ``ResourceSpec`` names the store object, the spec's response schema and list
+parameters, and which column fields (``active``, ``modifiedOn``) the schema has; every
+resource lists through the same page/pageSize/includeTotal/active/ids/sort/date-filter code.
+Ids are int64 and stored as SQLite integers.
 
 Every API call needs both the ``ST-App-Key`` header and a bearer token issued to the tenant in
 the URL [spec: components.securitySchemes appKey + bearerToken; NOTES.md §2 "Auth"]. The spec
 documents no body for 401/429; the sandbox answers them in the spec's ``ApiErrorResponse``
 shape (RFC 7807 problem details, which is what the documented 400/404 use).
 
-Times: ``modifiedOn``/``createdOn`` are UTC ("DateTime (UTC)" [spec: CustomerResponse]),
-rendered ``YYYY-MM-DDTHH:MM:SS.ffffffZ``. Filter values without an offset are read as UTC
-("… requested date (in UTC)" [spec: modifiedOnOrAfter]).
+Times: ``modifiedOn``/``createdOn`` and the other date-times are UTC ("DateTime (UTC)" [spec:
+CustomerResponse]), rendered ``YYYY-MM-DDTHH:MM:SS.ffffffZ``. Filter values without an offset
+are read as UTC ("… requested date (in UTC)" [spec: modifiedOnOrAfter]).
 """
 
 from __future__ import annotations
@@ -50,6 +56,11 @@ from integrations.sandbox.app import (
     json_text_response,
     oauth_client_credentials,
     splice_json_raw,
+)
+from integrations.sandbox.servicetitan_resources import (
+    RESOURCES,
+    RESOURCES_BY_OBJECT,
+    ResourceSpec,
 )
 from integrations.sandbox.store import Collection, Condition, Record, RecordId, iso_utc, to_us
 
@@ -95,7 +106,6 @@ _TITLES = {
 # sort: "?sort=+FieldName" ascending, "?sort=-FieldName" descending [spec: Customers_GetList].
 # An unencoded "+" arrives as a space after query decoding, so a leading space means "+".
 _SORT = re.compile(r"^(?P<sign>[+\- ]?)(?P<field>[A-Za-z]+)$")
-_SORT_FIELDS = {"id": "id", "modifiedon": "modified", "createdon": "data.createdOn"}
 
 
 def render_datetime(modified_us: int) -> str:
@@ -112,71 +122,6 @@ def parse_datetime(text: str) -> datetime:
 def normalize_datetime(value: Any) -> str:
     """Stored form of a date-time field (``createdOn``) so text comparisons order by time."""
     return render_datetime(to_us(parse_datetime(str(value))))
-
-
-def _customer_defaults() -> dict[str, Any]:
-    """Every required field of Crm.V2.Customers.CustomerResponse [spec], id/active/modifiedOn
-    excluded (the store keeps those as columns)."""
-    return {
-        "name": "",
-        "type": "Residential",  # Crm.V2.CustomerType: Residential | Commercial
-        "address": {
-            "street": "",
-            "unit": None,
-            "city": "",
-            "state": "",
-            "zip": "",
-            "country": "USA",
-            "latitude": None,
-            "longitude": None,
-        },
-        "customFields": [],
-        "balance": 0,
-        "doNotMail": False,
-        "doNotService": False,
-        "createdOn": render_datetime(time.time_ns() // 1000),
-        "createdById": 0,
-        # Set when this record was merged into another one (and then deactivated) [spec].
-        "mergedToId": None,
-    }
-
-
-@dataclass(frozen=True)
-class ResourceSpec:
-    """An emulated ServiceTitan list/get resource."""
-
-    module: str
-    name: str
-    not_found_title: str
-    defaults: Callable[[], dict[str, Any]]
-    # Query parameters the spec declares for the list operation that the sandbox does not
-    # implement: they are refused with 400 rather than silently ignored.
-    unemulated_filters: frozenset[str] = field(default_factory=frozenset)
-
-
-RESOURCES: dict[tuple[str, str], ResourceSpec] = {
-    ("crm", "customers"): ResourceSpec(
-        module="crm",
-        name="customers",
-        # The spec's 404 description for Customers_Get.
-        not_found_title="Customer not found",
-        defaults=_customer_defaults,
-        unemulated_filters=frozenset(
-            {
-                "name",
-                "street",
-                "unit",
-                "city",
-                "state",
-                "zip",
-                "country",
-                "latitude",
-                "longitude",
-                "phone",
-            }
-        ),
-    ),
-}
 
 
 @dataclass(frozen=True)
@@ -311,19 +256,23 @@ class ServiceTitanApi(ProviderApi):
     # --- REST ----------------------------------------------------------------------------------
 
     def render_record(self, collection: Collection, record: Record) -> str:
-        # Soft delete = active false; the list hides them by default (active=True) [spec].
-        active = "true" if record.active else "false"
-        return splice_json_raw(
-            record.data_json,
-            f'"id":{int(record.id)},"active":{active},"modifiedOn":"{iso_utc(record.modified_us)}"',
-        )
+        # The store's columns, as far as the resource's schema has them (the schemas forbid
+        # additional properties). Soft delete = active false; lists that take ``active`` hide
+        # inactive records by default (active=True) [spec].
+        spec = RESOURCES_BY_OBJECT.get(collection.object)
+        head = f'"id":{int(record.id)}'
+        if spec is None or spec.active_field:
+            head += ',"active":true' if record.active else ',"active":false'
+        if spec is None or spec.modified_field:
+            head += f',"modifiedOn":"{iso_utc(record.modified_us)}"'
+        return splice_json_raw(record.data_json, head)
 
     def list_records(self, request: Request, module: str, tenant: str, resource: str) -> Response:
         begun = self._begin(request, module, tenant, resource)
         if isinstance(begun, Response):
             return begun
         _, spec = begun
-        collection = Collection(PROVIDER, tenant, spec.name)
+        collection = Collection(PROVIDER, tenant, spec.object)
         query = _ListQuery.parse(request.args, spec)
         if query.errors:
             return self.problem(400, errors=query.errors)
@@ -388,7 +337,7 @@ class ServiceTitanApi(ProviderApi):
         if not rid.isdigit() or int(rid) > _INT64_MAX:
             # {id} is int64 in the spec; a non-numeric id matches no route.
             return self.problem(404)
-        collection = Collection(PROVIDER, tenant, spec.name)
+        collection = Collection(PROVIDER, tenant, spec.object)
         record = self.store.get(collection, int(rid))
         if record is None:
             return self.problem(404, spec.not_found_title)
@@ -459,11 +408,12 @@ class ServiceTitanApi(ProviderApi):
         data.pop("id", None)
         data.pop("modifiedOn", None)
         active = data.pop("active", None)
-        spec = next((s for s in RESOURCES.values() if s.name == obj), None)
+        spec = RESOURCES_BY_OBJECT.get(obj)
         base = existing.data if existing else (spec.defaults() if spec else {})
         base.update(data)
-        if base.get("createdOn"):
-            base["createdOn"] = normalize_datetime(base["createdOn"])
+        for name in spec.date_fields if spec else ("createdOn",):
+            if base.get(name):
+                base[name] = normalize_datetime(base[name])
         return base, None if active is None else bool(active)
 
 
@@ -492,15 +442,17 @@ class _ListQuery:
             if include_total.strip().lower() not in ("true", "false"):
                 fail("includeTotal", f"The value '{include_total}' is not valid.")
             q.include_total = include_total.strip().lower() == "true"
-        # active: True | Any | False, default True [spec: ActiveQueryFilter].
-        active = (args.get("active") or "True").strip().lower()
-        if active == "true":
-            q.conditions.append(Condition("active", "eq", 1))
-        elif active == "false":
-            q.conditions.append(Condition("active", "eq", 0))
-        elif active != "any":
-            fail("active", f"The value '{args.get('active')}' is not valid.")
-        ids = args.get("ids")
+        params = spec.params
+        if "active" in params:
+            # active: True | Any | False, default True [spec: ActiveQueryFilter].
+            active = (args.get("active") or "True").strip().lower()
+            if active == "true":
+                q.conditions.append(Condition("active", "eq", 1))
+            elif active == "false":
+                q.conditions.append(Condition("active", "eq", 0))
+            elif active != "any":
+                fail("active", f"The value '{args.get('active')}' is not valid.")
+        ids = args.get("ids") if "ids" in params else None
         if ids is not None:
             parts = [p.strip() for p in ids.split(",") if p.strip()]
             if not all(p.isdigit() and int(p) <= _INT64_MAX for p in parts):
@@ -511,12 +463,7 @@ class _ListQuery:
                 fail("ids", f"At most {MAX_PAGE_SIZE} ids per request in the sandbox.")
             else:
                 q.conditions.append(Condition("id", "in", [int(p) for p in parts]))
-        for name, column, op in (
-            ("modifiedOnOrAfter", "modified", "ge"),
-            ("modifiedBefore", "modified", "lt"),
-            ("createdOnOrAfter", "data.createdOn", "ge"),
-            ("createdBefore", "data.createdOn", "lt"),
-        ):
+        for name, (column, op) in spec.date_filters.items():
             raw = args.get(name)
             if raw is None or not raw.strip():
                 continue
@@ -528,15 +475,30 @@ class _ListQuery:
             if column == "modified":
                 q.conditions.append(Condition(column, op, to_us(instant)))
             else:
-                # createdOn is stored in the fixed-width UTC form, so text order = time order.
+                # Date-time fields are stored in the fixed-width UTC form (text order = time).
                 value = render_datetime(to_us(instant))
                 q.conditions.append(Condition(column, op, value, cast="text"))
-        sort = args.get("sort")
+        for name, (column, kind) in spec.equal_filters.items():
+            raw = args.get(name)
+            if raw is None or not raw.strip():
+                continue
+            if kind is int:
+                if not raw.strip().isdigit() or int(raw) > _INT64_MAX:
+                    fail(name, f"The value '{raw}' is not valid.")
+                    continue
+                q.conditions.append(Condition(column, "eq", int(raw)))
+            else:
+                q.conditions.append(Condition(column, "eq", raw, cast="text"))
+        sort = args.get("sort") if "sort" in params else None
         if sort is not None and sort.strip(" ") != "":
             match = _SORT.match(sort)
-            column = _SORT_FIELDS.get(match["field"].lower()) if match else None
+            column = spec.sort_fields.get(match["field"].lower()) if match else None
             if column is None:
-                fail("sort", f"Sorting by '{sort}' is not supported (Id, ModifiedOn, CreatedOn).")
+                names = ", ".join(
+                    {"id": "Id", "modified": "ModifiedOn", "data.createdOn": "CreatedOn"}[c]
+                    for c in spec.sort_fields.values()
+                )
+                fail("sort", f"Sorting by '{sort}' is not supported ({names}).")
             else:
                 q.order = [(column, match["sign"] == "-")]
         for name in sorted(spec.unemulated_filters & set(args)):

@@ -45,6 +45,7 @@ the database runs in WAL mode so readers never block the writer.
 from __future__ import annotations
 
 import json
+import operator
 import re
 import sqlite3
 import threading
@@ -118,7 +119,8 @@ CREATE TABLE IF NOT EXISTS counters (
 # the SQL built with f-strings below (``noqa: S608``) only ever splices these fixed fragments
 # and column names from fixed lists; every value is a bound parameter.
 _SQL_OPS = {"eq": "=", "ne": "!=", "gt": ">", "lt": "<", "ge": ">=", "le": "<="}
-_DATA_FIELD = re.compile(r"^data\.([A-Za-z_][A-Za-z0-9_]*)$")
+# "data.<key>" or a nested "data.<key>.<key>…" (e.g. ServiceTitan's ``status.name``).
+_DATA_FIELD = re.compile(r"^data\.([A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*)$")
 
 
 def now_us() -> int:
@@ -143,14 +145,26 @@ def from_us(value: int) -> datetime:
 _ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, check_circular=False)
 
 
+# "YYYY-MM-DDT" per UTC day number, for iso_utc (bounded: cleared when full).
+_ISO_DAYS: dict[int, str] = {}
+
+
 def iso_utc(value_us: int) -> str:
     """UTC instant as fixed-width ``YYYY-MM-DDTHH:MM:SS.ffffffZ`` (text order = time order).
 
-    Formatted from ``time.gmtime``: about 4x cheaper than ``datetime.strftime``, which matters
-    when rendering millions of records.
+    The date part is cached per day and the time computed with ``divmod``: about 6x cheaper
+    than ``datetime.strftime``, which matters when rendering or seeding millions of records.
     """
-    t = time.gmtime(value_us // 1_000_000)
-    return "%04d-%02d-%02dT%02d:%02d:%02d.%06dZ" % (*t[:6], value_us % 1_000_000)  # noqa: UP031
+    secs, micros = divmod(value_us, 1_000_000)
+    day, rem = divmod(secs, 86400)
+    date = _ISO_DAYS.get(day)
+    if date is None:
+        if len(_ISO_DAYS) >= 100_000:
+            _ISO_DAYS.clear()
+        date = _ISO_DAYS[day] = "%04d-%02d-%02dT" % time.gmtime(day * 86400)[:3]  # noqa: UP031
+    hours, rem = divmod(rem, 3600)
+    minutes, seconds = divmod(rem, 60)
+    return "%s%02d:%02d:%02d.%06dZ" % (date, hours, minutes, seconds, micros)  # noqa: UP031
 
 
 def dumps(data: dict[str, Any]) -> str:
@@ -193,10 +207,10 @@ class Condition:
     """One filter on a listing.
 
     ``field`` is ``"id"``, ``"modified"`` (UTC µs), ``"active"`` (0/1) or ``"data.<name>"``
-    (a top-level key of the JSON data). ``op`` is eq/ne/gt/lt/ge/le, ``"in"`` with a list
-    value, or ``"outside"`` with a (lo, hi) value meaning "not lo <= x < hi". ``cast``
-    applies to data fields only: ``"real"`` compares numerically, ``"text"`` as text, None
-    compares the raw JSON value.
+    (a key of the JSON data; ``"data.a.b"`` reaches into nested objects). ``op`` is
+    eq/ne/gt/lt/ge/le, ``"in"`` with a list value, or ``"outside"`` with a (lo, hi) value
+    meaning "not lo <= x < hi". ``cast`` applies to data fields only: ``"real"`` compares
+    numerically, ``"text"`` as text, None compares the raw JSON value.
     """
 
     field: str
@@ -321,31 +335,66 @@ _TOKEN_COLUMNS = ", ".join(
 )
 
 
+_by_id = operator.itemgetter(1)
 _UPSERT = "INSERT OR REPLACE INTO records (cid, id, modified, active, data) VALUES (?,?,?,?,?)"
 
 
 class BulkLoader:
-    """Batch inserter handed out by ``Store.bulk_load`` (one connection, one thread)."""
+    """Batch inserter handed out by ``Store.bulk_load`` (one connection, one thread).
+
+    Batches are written inside one transaction that is committed every ``COMMIT_ROWS`` rows
+    (and when the load ends). In WAL mode every commit appends each page it dirtied to the
+    log, and random uuids dirty a primary-key leaf page per row: committing per 10,000-row
+    batch wrote ~4 KB of log per row, twice the cost of the inserts themselves. Rows still in
+    an open transaction are lost if seeding fails (seeding again is the remedy).
+    """
+
+    COMMIT_ROWS = 300_000
 
     def __init__(self, store: Store, conn: sqlite3.Connection) -> None:
         self._store = store
         self._conn = conn
+        self._pending = 0
+        self._open = False
 
     def insert(self, collection: Collection, rows: Sequence[Row]) -> int:
-        """Upsert one batch of (id, modified_us, active, data_json) rows in one transaction."""
-        cid = self._store.collection_id(collection)
+        """Upsert one batch of (id, modified_us, active, data_json) rows.
+
+        The batch is inserted in id order: random uuids hit the primary-key index all over,
+        and walking it once left to right is cheaper than random order.
+        """
+        cid = self._store.collection_id(collection, create=False)
+        if cid is None:
+            # A new collection is registered on another connection: no write may be pending.
+            self.commit()
+            cid = self._store.collection_id(collection)
+        params = [(cid, rid, modified, int(active), data) for rid, modified, active, data in rows]
+        params.sort(key=_by_id)
         conn = self._conn
-        conn.execute("BEGIN IMMEDIATE")
+        if not self._open:
+            conn.execute("BEGIN IMMEDIATE")
+            self._open = True
         try:
-            conn.executemany(
-                _UPSERT,
-                [(cid, rid, modified, int(active), data) for rid, modified, active, data in rows],
-            )
+            conn.executemany(_UPSERT, params)
         except BaseException:
-            conn.execute("ROLLBACK")
+            self.rollback()
             raise
-        conn.execute("COMMIT")
-        return len(rows)
+        self._pending += len(params)
+        if self._pending >= self.COMMIT_ROWS:
+            self.commit()
+        return len(params)
+
+    def commit(self) -> None:
+        if self._open:
+            self._conn.execute("COMMIT")
+            self._open = False
+            self._pending = 0
+
+    def rollback(self) -> None:
+        if self._open:
+            self._conn.execute("ROLLBACK")
+            self._open = False
+            self._pending = 0
 
 
 class Store:
@@ -492,16 +541,23 @@ class Store:
 
         The (collection, modified, id) index is dropped for the duration and rebuilt after: one
         sorted build is several times faster than a million random index inserts. Queries made
-        meanwhile by a running server still work, just without that index. The loader's
-        connection has a large page cache and ``synchronous=OFF`` (a crash mid-seed only means
-        seeding again).
+        meanwhile by a running server still work, just without that index (and see the rows
+        as of the loader's last commit). The loader's connection has a large page cache (up to
+        512 MiB, which holds the dirty pages between commits) and ``synchronous=OFF`` (a crash
+        mid-seed only means seeding again).
         """
         conn = self._open()
+        loader = BulkLoader(self, conn)
         try:
-            conn.execute("PRAGMA cache_size=-65536")
+            conn.execute("PRAGMA cache_size=-524288")
             conn.execute("PRAGMA synchronous=OFF")
             conn.execute("DROP INDEX IF EXISTS records_modified")
-            yield BulkLoader(self, conn)
+            try:
+                yield loader
+            except BaseException:
+                loader.rollback()
+                raise
+            loader.commit()
         finally:
             try:
                 conn.execute(_RECORDS_MODIFIED_INDEX)

@@ -315,8 +315,9 @@ def test_seed_endpoint(tmp_path):
     server = start_sandbox(tmp_path, records=0)
     try:
         result = control(server.url, "POST", "seed", {"records": 12, "seed": 3})
-        assert result["servicem8"] == {"company": 12}
-        assert result["servicetitan"] == {"customers": 12}
+        assert result["servicem8"]["company"] == 12
+        assert result["servicetitan"]["customers"] == 12
+        assert result["servicem8"]["job"] > 0 and result["servicetitan"]["estimates"] > 0
         assert len(_sm8(server.url).json()) == 12
         bad = requests.post(f"{server.url}/_sandbox/seed", json={"records": -1}, timeout=5)
         assert bad.status_code == 400

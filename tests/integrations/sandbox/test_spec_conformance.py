@@ -24,10 +24,16 @@ import yaml
 from openapi_core import Config, OpenAPI
 from openapi_core.templating.responses.exceptions import ResponseNotFound
 from openapi_core.testing import MockRequest, MockResponse
-from openapi_schema_validator import OAS30Validator
+from openapi_schema_validator import (
+    OAS30Validator,
+    OAS31Validator,
+    oas30_format_checker,
+    oas31_format_checker,
+)
 from werkzeug.datastructures import MultiDict
 
 from integrations.sandbox import accounts
+from integrations.sandbox.servicetitan_resources import RESOURCES
 from tests.integrations.sandbox import (
     SM8_HEADERS,
     configure,
@@ -329,3 +335,169 @@ def test_every_sm8_list_status_we_emit_is_documented(specs):
             spec["paths"][path]["get"]["responses"]
         )
     assert "404" in spec["paths"]["/company/{uuid}.json"]["get"]["responses"]
+
+
+# --- the seeded entities -------------------------------------------------------------------------
+
+# URL module → spec file (``sales`` lives in the salestech spec).
+ST_MODULE_SPECS = {
+    "crm": "tenant-crm-v2.yml",
+    "jpm": "tenant-jpm-v2.yml",
+    "sales": "tenant-salestech-v2.yml",
+    "settings": "tenant-settings-v2.yml",
+    "pricebook": "tenant-pricebook-v2.yml",
+}
+SM8_ENTITY_OBJECTS = {
+    "companycontact": "CompanyContact",
+    "staff": "Staff",
+    "job": "Job",
+    "jobmaterial": "JobMaterial",
+    "jobactivity": "JobActivity",
+    "material": "Material",
+    "category": "Category",
+    "taxrate": "TaxRate",
+}
+ROUTED_ST_RESOURCES = [key for key in RESOURCES if key != ("crm", "customers/contacts")]
+
+
+@pytest.fixture(scope="module")
+def st_specs(specs) -> dict[str, tuple[OpenAPI, dict]]:
+    """Every ServiceTitan module spec (loaded without spec validation, like the CRM one)."""
+    loaded = {}
+    for module, name in ST_MODULE_SPECS.items():
+        path = SPECS / "servicetitan" / name
+        raw = yaml.safe_load(path.read_text())
+        loaded[module] = (OpenAPI.from_dict(raw, config=Config(spec_validator_cls=None)), raw)
+    return loaded
+
+
+@pytest.mark.parametrize("obj", sorted(SM8_ENTITY_OBJECTS))
+def test_sm8_entity_lists_and_gets(specs, sandbox, obj):
+    sm8, _, _ = specs
+    full = _sm8_get(sandbox.url, f"{obj}.json")
+    assert full.status_code == 200 and full.json()
+    check_sm8(sm8, full)
+    configure(sandbox.url, servicem8={"page_size": 5})
+    paged = _sm8_get(sandbox.url, f"{obj}.json", cursor="-1", **{"$filter": "active eq 1"})
+    assert paged.status_code == 200
+    check_sm8(sm8, paged)
+    found = _sm8_get(sandbox.url, f"{obj}/{full.json()[0]['uuid']}.json")
+    assert found.status_code == 200
+    check_sm8(sm8, found)
+    missing = _sm8_get(sandbox.url, f"{obj}/00000000-0000-4000-8000-000000000000.json")
+    assert missing.status_code == 404
+    check_sm8(sm8, missing)
+
+
+def _st_get(root: str, module: str, tail: str, headers: dict, **params) -> requests.Response:
+    url = f"{root}/servicetitan/{module}/v2/tenant/{accounts.SERVICETITAN_TENANT.tenant_id}/{tail}"
+    return requests.get(url, params=params, headers=headers, timeout=10)
+
+
+@pytest.mark.parametrize(("module", "path"), ROUTED_ST_RESOURCES)
+def test_st_entity_lists_and_gets(st_specs, sandbox, module, path):
+    openapi, raw = st_specs[module]
+    spec = RESOURCES[(module, path)]
+    headers = st_headers(st_token(sandbox.url))
+    variants: list[dict[str, str]] = [{}, {"page": "2", "pageSize": "3", "includeTotal": "true"}]
+    if "active" in spec.params:
+        variants.append({"active": "Any", "pageSize": "200"})
+    if "modifiedOnOrAfter" in spec.date_filters:
+        variants.append({"modifiedOnOrAfter": "2020-01-01T00:00:00Z"})
+    first = None
+    for params in variants:
+        response = _st_get(sandbox.url, module, path, headers, **params)
+        assert response.status_code == 200, response.text
+        check_st(openapi, response)
+        first = first or response.json()["data"][0]
+    for name, (_, kind) in spec.equal_filters.items():
+        field = name if name in first else {"number": "jobNumber", "soldById": "soldBy"}.get(name)
+        value = first.get(field) if field else None
+        if kind is int and isinstance(value, int):
+            response = _st_get(sandbox.url, module, path, headers, **{name: str(value)})
+            assert response.status_code == 200
+            check_st(openapi, response)
+    found = _st_get(sandbox.url, module, f"{path}/{first['id']}", headers)
+    assert found.status_code == 200
+    check_st(openapi, found)
+    missing = _st_get(sandbox.url, module, f"{path}/1", headers)
+    assert missing.status_code == 404
+    get_responses = raw["paths"][f"/{module}/v2/tenant/{{tenant}}/{path}/{{id}}"]["get"]
+    if "404" in get_responses["responses"]:
+        check_st(openapi, missing)
+    else:
+        # Estimates_Get documents no 404: the same ApiErrorResponse as for 401/429.
+        check_st_undocumented(openapi, raw, missing)
+    refused = sorted(spec.unemulated_filters)
+    if refused:
+        response = _st_get(sandbox.url, module, path, headers, **{refused[0]: "1"})
+        assert response.status_code == 400
+        check_st(openapi, response, request_valid=False)
+
+
+@pytest.mark.parametrize(("module", "path"), list(RESOURCES))
+def test_st_resource_table_matches_the_spec(st_specs, module, path):
+    """Each ResourceSpec's parameters, schema and column fields are the spec's."""
+    _, raw = st_specs[module]
+    spec = RESOURCES[(module, path)]
+    operation = raw["paths"][f"/{module}/v2/tenant/{{tenant}}/{path}"]["get"]
+    declared = {p["name"] for p in operation["parameters"] if p["in"] == "query"}
+    assert spec.params == declared
+    page = operation["responses"]["200"]["content"]["application/json"]["schema"]["$ref"]
+    page_schema = raw["components"]["schemas"][page.rsplit("/", 1)[1]]
+    item = page_schema["properties"]["data"]["items"]["$ref"].rsplit("/", 1)[1]
+    assert item == spec.schema
+    properties = raw["components"]["schemas"][spec.schema]["properties"]
+    assert ("active" in properties) == spec.active_field
+    assert ("modifiedOn" in properties) == spec.modified_field
+    defaults = spec.defaults()
+    assert set(defaults) <= set(properties)
+    required = set(raw["components"]["schemas"][spec.schema].get("required", []))
+    assert required - {"id", "active", "modifiedOn"} <= set(defaults)
+
+
+def test_every_seeded_record_matches_its_schema(specs, st_specs, tmp_path):
+    """All seeded records of every object, rendered as the API would, against the spec."""
+    from integrations.sandbox.app import SandboxApp
+    from integrations.sandbox.seed import seed
+    from integrations.sandbox.store import Collection, Store
+
+    sm8_raw = json.loads(SM8_SPEC.read_text())
+    db = tmp_path / "all.sqlite3"
+    seed(db, records=60)
+    store = Store(db)
+    try:
+        app = SandboxApp(store)
+        sm8_account, tenant = (
+            accounts.SERVICEM8_ACCOUNT.uuid,
+            accounts.SERVICETITAN_TENANT.tenant_id,
+        )
+        checks = [
+            ("servicem8", sm8_account, obj, sm8_raw, schema)
+            for obj, schema in {**SM8_ENTITY_OBJECTS, "company": "Company"}.items()
+        ]
+        checks += [
+            ("servicetitan", tenant, spec.object, st_specs[spec.module][1], spec.schema)
+            for spec in RESOURCES.values()
+        ]
+        for provider, account, obj, raw, schema in checks:
+            root = {"$ref": f"#/components/schemas/{schema}", "components": raw["components"]}
+            if provider == "servicem8":
+                validator = OAS31Validator(root, format_checker=oas31_format_checker)
+            else:
+                validator = OAS30Validator(root, format_checker=oas30_format_checker)
+            collection = Collection(provider, account, obj)
+            records = list(store.iter_keyset(collection))
+            assert records, obj
+            api = app.providers[provider]
+            for record in records:
+                rendered = json.loads(api.render_record(collection, record))
+                if obj == "contacts" and rendered["type"] == "Email":
+                    # The 2022 schema requires phoneSettings (not nullable) even for e-mail
+                    # contacts; the sandbox sends null there (contact_defaults). Not routed yet.
+                    assert rendered["phoneSettings"] is None
+                    continue
+                errors = list(validator.iter_errors(rendered))
+                assert not errors, (obj, rendered, errors[0].message)
+    finally:
+        store.close()
