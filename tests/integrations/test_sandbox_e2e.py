@@ -190,12 +190,14 @@ def test_token_caching_and_early_refresh_across_two_processes_make_one_refresh(
     assert [r["ok"] for r in results] == [10, 10], results
     assert stats(sandbox, "servicetitan")["token_grants"] == {"client_credentials": 1}
 
-    # Tokens now live 301 s: inside the 5-minute margin a second later, so both processes
-    # want a new one at once; the lock lets exactly one of them fetch it.
+    # This token lives 301 s: inside the 5-minute margin a second later, so both processes
+    # want a new one at once; the lock lets exactly one of them fetch it. (The new one lives
+    # 900 s again, so nothing after it needs refreshing.)
     control(sandbox, "config", {"servicetitan": {"access_token_ttl": 301}})
     cache.clear()
     provider_for(integration).probe()
     assert stats(sandbox, "servicetitan")["token_grants"] == {"client_credentials": 2}
+    control(sandbox, "config", {"servicetitan": {"access_token_ttl": 900}})
     time.sleep(1.5)
     results = run_workers(integration, workers=2, calls=5)
     assert [r["ok"] for r in results] == [5, 5], results
