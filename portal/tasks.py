@@ -7,6 +7,12 @@ from celery import shared_task
 
 @shared_task(name="portal.ping")
 def ping(payload: dict) -> dict:
+    from config.logging import request_id_var
     from portal.models import Company
 
-    return {"echo": payload, "worker": socket.gethostname(), "companies": Company.objects.count()}
+    return {
+        "echo": payload,
+        "worker": socket.gethostname(),
+        "companies": Company.objects.count(),
+        "request_id": request_id_var.get(),
+    }

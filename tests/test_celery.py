@@ -42,9 +42,16 @@ def test_tasks_are_routed_to_named_queues(task_name, queue):
 @pytest.mark.celery_worker
 @pytest.mark.django_db(transaction=True)
 def test_round_trip_through_a_real_worker_on_redis(celery_worker_queue):
+    from config.logging import request_id_var
+
     factories.CompanyFactory.create_batch(3)
-    result = ping.apply_async(args=[{"hello": "worker"}], queue=celery_worker_queue)
+    token = request_id_var.set("req-from-the-web-1234")
+    try:
+        result = ping.apply_async(args=[{"hello": "worker"}], queue=celery_worker_queue)
+    finally:
+        request_id_var.reset(token)
     reply = result.get(timeout=30)
+    assert reply["request_id"] == "req-from-the-web-1234"  # the correlation id travelled
     assert reply["echo"] == {"hello": "worker"}
     assert reply["companies"] == 3  # the worker read the same PostgreSQL database
     assert result.status == "SUCCESS"
