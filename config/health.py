@@ -121,12 +121,6 @@ def _may_see_details(request: HttpRequest) -> bool:
         return False
 
 
-def _integration_tests() -> list[dict]:
-    from integrations.selectors import integration_health_list
-
-    return integration_health_list()
-
-
 @never_cache
 @require_GET
 @transaction.non_atomic_requests
@@ -138,7 +132,9 @@ def detailed(request: HttpRequest) -> JsonResponse:
     ok = ok and components["cache"]["status"] == "ok"
     integrations: list[dict] | dict
     if components["database"]["status"] == "ok":
-        integrations = _integration_tests()
+        from integrations.selectors import integration_health_list
+
+        integrations = integration_health_list()
     else:
         integrations = []
     return JsonResponse(

@@ -38,7 +38,6 @@ from integrations import metrics
 from integrations.exceptions import (
     ProviderAuthError,
     ProviderConnectionError,
-    ProviderError,
     ProviderMalformedResponseError,
     ProviderServerError,
     ProviderTimeoutError,
@@ -365,7 +364,6 @@ __all__ = [
     "NoAuth",
     "OAuth2Auth",
     "PasswordGrantAuth",
-    "ProviderError",
     "RefreshTokenAuth",
     "TokenStore",
 ]

@@ -410,16 +410,18 @@ class ApiClient:
     def _version_key(self, resource: str) -> str:
         return f"provider-cache:{self.provider}:{self.integration_id}:{resource}:v"
 
+    def _resource_of(self, url: str) -> str:
+        return self.cache_resource(_safe_path(url)[len(urlsplit(self.base_url).path) :])
+
     def _cache_key(self, url: str, params: Any) -> str:
-        resource = self.cache_resource(_safe_path(url)[len(urlsplit(self.base_url).path) :])
+        resource = self._resource_of(url)
         version = cache.get_or_set(self._version_key(resource), 1, None)
         digest = hashlib.sha256(json.dumps([url, params], sort_keys=True, default=str).encode())
         prefix = f"provider-cache:{self.provider}:{self.integration_id}:{resource}"
         return f"{prefix}:{version}:{digest.hexdigest()}"
 
     def _invalidate(self, url: str) -> None:
-        resource = self.cache_resource(_safe_path(url)[len(urlsplit(self.base_url).path) :])
-        key = self._version_key(resource)
+        key = self._version_key(self._resource_of(url))
         try:
             cache.incr(key)
         except ValueError:

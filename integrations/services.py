@@ -43,9 +43,6 @@ class IntegrationTokenStore:
         ttl = max(int(float(token["expires_at"]) - timezone.now().timestamp()), 1)
         cache.set(self.cache_key, encrypt_json(token), ttl)
 
-    def clear_cached(self) -> None:
-        cache.delete(self.cache_key)
-
     @contextmanager
     def locked(self) -> Iterator[dict]:
         """Hold the Integration row's lock; whatever `save_credentials` stores is committed

@@ -1,6 +1,6 @@
 from django.db.models import QuerySet
 
-from portal.models import Client, Company, Job, User
+from portal.models import Client, Job, User
 
 
 def client_list_for_user(*, user: User) -> QuerySet[Client]:
@@ -14,7 +14,3 @@ def job_list_for_user(*, user: User) -> QuerySet[Job]:
         client__remote_deleted_at__isnull=True,
         remote_deleted_at__isnull=True,
     ).select_related("client")
-
-
-def company_list_for_team_member(*, user: User) -> QuerySet[Company]:
-    return Company.objects.filter(team_memberships__user=user)

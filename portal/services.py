@@ -1,24 +1,9 @@
 from dataclasses import dataclass
 from typing import Any
 
-from django.db import models, transaction
+from django.db import transaction
 
 from portal.models import Client, ClientMembership, Company, TeamMembership, User
-
-
-def model_update(
-    *, instance: models.Model, fields: list[str], data: dict[str, Any]
-) -> tuple[models.Model, bool]:
-    """Set the given fields from data and save only those that changed (HackSoft's helper)."""
-    changed = [f for f in fields if f in data and getattr(instance, f) != data[f]]
-    for field in changed:
-        setattr(instance, field, data[field])
-    if changed:
-        if any(f.name == "updated_at" for f in instance._meta.fields):
-            changed.append("updated_at")
-        instance.full_clean()
-        instance.save(update_fields=changed)
-    return instance, bool(changed)
 
 
 def user_upsert(*, email: str, password: str, **attrs: Any) -> User:

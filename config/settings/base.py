@@ -18,6 +18,21 @@ APP_VERSION = env("APP_VERSION", default="0.1.0")
 
 VAR_DIR = BASE_DIR / "var"
 
+
+def ensure_local_dirs(var_dir) -> None:
+    """The folders the service-less stack (local, test) keeps its state in."""
+    for sub in (
+        "static",
+        "cache",
+        "media",
+        "celery/broker",
+        "celery/processed",
+        "celery/results",
+        "celery/control",
+    ):
+        (var_dir / sub).mkdir(parents=True, exist_ok=True)
+
+
 DATABASE_URL = (
     env("DATABASE_URL", default="").strip() or f"sqlite:///{VAR_DIR / 'fieldbridge.sqlite3'}"
 )

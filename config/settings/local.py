@@ -3,7 +3,7 @@
 from config.env import env
 
 from .base import *  # noqa: F403
-from .base import VAR_DIR
+from .base import VAR_DIR, ensure_local_dirs
 
 DEBUG = env.bool("DJANGO_DEBUG", default=True)
 SECRET_KEY = env(
@@ -19,13 +19,4 @@ FIELD_ENCRYPTION_KEYS = env.list(
 STORAGES["staticfiles"]["BACKEND"] = "django.contrib.staticfiles.storage.StaticFilesStorage"  # noqa: F405
 
 STATIC_ROOT = VAR_DIR / "static"
-for _sub in (
-    "static",
-    "cache",
-    "media",
-    "celery/broker",
-    "celery/processed",
-    "celery/results",
-    "celery/control",
-):
-    (VAR_DIR / _sub).mkdir(parents=True, exist_ok=True)
+ensure_local_dirs(VAR_DIR)

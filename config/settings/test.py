@@ -1,7 +1,7 @@
 """pytest: fast hashing, in-memory email, dummy secrets. DATABASE_URL/REDIS_URL come from CI."""
 
 from .base import *  # noqa: F403
-from .base import VAR_DIR
+from .base import VAR_DIR, ensure_local_dirs
 
 DEBUG = False
 SECRET_KEY = "test-only-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz"  # noqa: S105
@@ -12,13 +12,4 @@ STORAGES["staticfiles"]["BACKEND"] = "django.contrib.staticfiles.storage.StaticF
 HEALTH_CHECK_TOKEN = "test-health-token"  # noqa: S105
 
 STATIC_ROOT = VAR_DIR / "static"
-for _sub in (
-    "static",
-    "cache",
-    "media",
-    "celery/broker",
-    "celery/processed",
-    "celery/results",
-    "celery/control",
-):
-    (VAR_DIR / _sub).mkdir(parents=True, exist_ok=True)
+ensure_local_dirs(VAR_DIR)
