@@ -4,6 +4,7 @@ from django.urls import include, path
 
 from config import health
 from quotes.views import dashboard
+from sync.webhooks import WebhookView
 
 urlpatterns = [
     path("health", health.health, name="health"),
@@ -11,6 +12,12 @@ urlpatterns = [
     path("health/ready", health.ready, name="health-ready"),
     path("health/detailed", health.detailed, name="health-detailed"),
     path(settings.ADMIN_URL, admin.site.urls),
+    path("webhooks/<str:provider>/<int:integration_id>/", WebhookView.as_view(), name="webhook"),
+    path(
+        "webhooks/<str:provider>/<int:integration_id>/<str:token>/",
+        WebhookView.as_view(),
+        name="webhook-token",
+    ),
     path("", dashboard, name="dashboard"),
     path("", include(("portal.urls", "portal"))),
 ]

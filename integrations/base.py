@@ -12,7 +12,8 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
+from decimal import Decimal
 from enum import StrEnum
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
@@ -30,6 +31,7 @@ from integrations.exceptions import (
     ProviderRateLimitError,
     ProviderServerError,
     ProviderTimeoutError,
+    ProviderValidationError,
 )
 from integrations.http import ApiClient, CachePolicy, RetryPolicy
 from integrations.ratelimit import RateLimiter, RateWindow
@@ -71,6 +73,98 @@ class ExternalClient(ExternalRecord):
     address: str = ""
     # A ServiceM8 site is a child company; ServiceTitan's merged customers point at the survivor.
     parent_external_id: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class ExternalContact(ExternalRecord):
+    client_external_id: str | None = None
+    first_name: str = ""
+    last_name: str = ""
+    email: str = ""
+    phone: str = ""
+    mobile: str = ""
+    role: str = ""
+    is_primary: bool = False
+
+
+@dataclass(frozen=True, kw_only=True)
+class ExternalStaff(ExternalRecord):
+    kind: str = "technician"  # technician | employee
+    first_name: str = ""
+    last_name: str = ""
+    email: str = ""
+    phone: str = ""
+    title: str = ""
+    is_active: bool = True
+
+
+@dataclass(frozen=True, kw_only=True)
+class ExternalJob(ExternalRecord):
+    """`status` is one of the unified job statuses (PRODUCT.md); `provider_status` keeps the
+    provider's own word. An unknown provider status maps to "pending" and is kept as is."""
+
+    client_external_id: str | None = None
+    number: str = ""
+    summary: str = ""
+    description: str = ""
+    status: str = "pending"
+    provider_status: str = ""
+    priority: str = "normal"
+    category: str = ""
+    address: str = ""
+    scheduled_start: datetime | None = None
+    scheduled_end: datetime | None = None
+    completed_at: datetime | None = None
+    revenue: Decimal = Decimal("0.00")
+
+
+@dataclass(frozen=True, kw_only=True)
+class ExternalLineItem(ExternalRecord):
+    quote_external_id: str
+    name: str
+    description: str = ""
+    quantity: Decimal = Decimal("1")
+    unit_price: Decimal = Decimal("0.00")
+    total: Decimal = Decimal("0.00")
+    is_optional: bool = False
+    sort_order: int = 0
+
+
+@dataclass(frozen=True, kw_only=True)
+class ExternalQuote(ExternalRecord):
+    """`status` is a unified quote status. When the provider embeds the items in the quote
+    (ServiceTitan estimates), `line_items` holds all of them, and items missing from it are
+    gone; `None` means the items come as their own entity (ServiceM8 jobmaterials)."""
+
+    client_external_id: str | None = None
+    job_external_id: str | None = None
+    number: str = ""
+    title: str = ""
+    status: str = "draft"
+    provider_status: str = ""
+    subtotal: Decimal = Decimal("0.00")
+    tax_total: Decimal = Decimal("0.00")
+    total: Decimal = Decimal("0.00")
+    prices_include_tax: bool = False
+    currency: str = "USD"
+    valid_until: date | None = None
+    sent_at: datetime | None = None
+    line_items: tuple[ExternalLineItem, ...] | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class ExternalJobMaterial(ExternalRecord):
+    """A material on a job. `quote_external_id`, when set, names the quote this material is
+    also a line item of, should that quote exist (a ServiceM8 quote is the job itself)."""
+
+    job_external_id: str
+    name: str
+    description: str = ""
+    quantity: Decimal = Decimal("1")
+    unit_price: Decimal = Decimal("0.00")
+    total: Decimal = Decimal("0.00")
+    sort_order: int = 0
+    quote_external_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -263,11 +357,47 @@ class Provider:
         paging does not end properly."""
         raise NotImplementedError(f"{type(self).__qualname__} must implement pages")
 
-    def map_record(self, entity: str, raw: dict) -> ExternalRecord:
-        """Subclasses must implement: one raw record to its normalized dataclass. Raises
+    def map_record(self, entity: str, raw: dict) -> ExternalRecord | tuple[ExternalRecord, ...]:
+        """Subclasses must implement: one raw record to its normalized dataclass, or to several
+        (a ServiceM8 quote is a job: it yields an ExternalJob and an ExternalQuote). Raises
         (KeyError, ValueError…) on a record it cannot map; the sync engine records that as a
         SyncError and goes on."""
         raise NotImplementedError(f"{type(self).__qualname__} must implement map_record")
+
+    def record_types(self, entity: str) -> tuple[type[ExternalRecord], ...]:
+        """The normalized types an entity's raw records map to. After a complete full run the
+        sync engine marks as deleted every local row of these types it did not see. Override
+        when an entity maps to more (a ServiceM8 job is also a quote)."""
+        return DEFAULT_RECORD_TYPES[entity]
+
+    def record_id(self, entity: str, raw: dict) -> str:
+        """The provider's id of a raw record, even one `map_record` cannot map (for the
+        SyncError). Override when the id is not under "uuid" or "id"."""
+        return str(raw.get("uuid") or raw.get("id") or "")
+
+    def fetch_record(self, entity: str, external_id: str) -> dict | None:
+        """Subclasses with webhooks must implement: one raw record by id, for a targeted
+        re-fetch; None when the provider no longer has it (then it is deleted)."""
+        raise NotImplementedError(f"{type(self).__qualname__} must implement fetch_record")
+
+    # Outbox actions this provider performs: action name -> method name. Each method takes
+    # the event's payload and idempotency key, and must read the provider's state first and
+    # skip what is already done, so that a re-delivered event changes the provider once.
+    actions: ClassVar[dict[str, str]] = {}
+
+    def perform(self, action: str, payload: dict, *, idempotency_key: str) -> dict:
+        """Shouldn't need overriding: run one outbox action; returns what to keep as the
+        event's response. Raises ProviderError subclasses (validation errors are final)."""
+        method = self.actions.get(action)
+        if method is None:
+            raise ProviderValidationError(
+                f"{self.name} cannot perform {action!r}", provider=self.key
+            )
+        return getattr(self, method)(payload, idempotency_key=idempotency_key)
+
+    # Seconds re-read before the cursor on each incremental run, for writes that become
+    # visible late and clocks that disagree (providers override with their own figure).
+    cursor_lookback_seconds: ClassVar[int] = 300
 
     def iter_records(
         self, entity: str, *, updated_since: datetime | None = None
@@ -277,10 +407,22 @@ class Provider:
             raise ProviderError(f"{self.name} does not read {entity}", provider=self.key)
         for page in self.pages(entity, updated_since=updated_since):
             for raw in page:
-                yield self.map_record(entity, raw)
+                mapped = self.map_record(entity, raw)
+                yield from mapped if isinstance(mapped, tuple) else (mapped,)
 
     def iter_clients(self, *, updated_since: datetime | None = None) -> Iterator[ExternalClient]:
         yield from self.iter_records("clients", updated_since=updated_since)  # type: ignore[misc]
+
+
+DEFAULT_RECORD_TYPES: dict[str, tuple[type[ExternalRecord], ...]] = {
+    "clients": (ExternalClient,),
+    "contacts": (ExternalContact,),
+    "staff": (ExternalStaff,),
+    "jobs": (ExternalJob,),
+    "quotes": (ExternalQuote, ExternalLineItem),
+    "line_items": (ExternalLineItem,),
+    "materials": (ExternalJobMaterial, ExternalLineItem),
+}
 
 
 def _ms_since(started: float) -> int:

@@ -30,6 +30,8 @@ class SyncedModel(TimeStampedModel):
     remote_updated_at = models.DateTimeField(null=True, blank=True)
     remote_deleted_at = models.DateTimeField(null=True, blank=True, db_index=True)
     raw = models.JSONField(default=dict, blank=True)
+    # A digest of what the sync engine last wrote: a row is rewritten only when it changes.
+    content_hash = models.CharField(max_length=32, blank=True, editable=False)
 
     class Meta:
         abstract = True

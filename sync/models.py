@@ -18,6 +18,7 @@ class SyncRun(models.Model):
         PARTIAL = "partial", "Partial"
         FAILED = "failed", "Failed"
         CANCELLED = "cancelled", "Cancelled"
+        DEFERRED = "deferred", "Deferred (rate-limit budget spent)"
 
     integration = models.ForeignKey(
         "integrations.Integration", on_delete=models.CASCADE, related_name="sync_runs"
@@ -33,6 +34,11 @@ class SyncRun(models.Model):
     updated_count = models.PositiveIntegerField(default=0)
     deleted_count = models.PositiveIntegerField(default=0)
     failed_count = models.PositiveIntegerField(default=0)
+    held_count = models.PositiveIntegerField(default=0)
+    unchanged_count = models.PositiveIntegerField(default=0)
+    pages_count = models.PositiveIntegerField(default=0)
+    swept = models.BooleanField(default=False)
+    retry_at = models.DateTimeField(null=True, blank=True)
     cursor_before = models.JSONField(null=True, blank=True)
     cursor_after = models.JSONField(null=True, blank=True)
     error_summary = models.TextField(blank=True)
@@ -45,7 +51,9 @@ class SyncRun(models.Model):
                 condition=Q(mode__in=["full", "incremental", "webhook"]), name="sync_run_mode_valid"
             ),
             models.CheckConstraint(
-                condition=Q(status__in=["running", "success", "partial", "failed", "cancelled"]),
+                condition=Q(
+                    status__in=["running", "success", "partial", "failed", "cancelled", "deferred"]
+                ),
                 name="sync_run_status_valid",
             ),
             models.CheckConstraint(
@@ -53,9 +61,10 @@ class SyncRun(models.Model):
                 name="sync_run_finish_after_start",
             ),
             # Only one run per integration and entity may be running at a time.
+            # (A webhook's one-record re-fetch runs beside them: it never pages or sweeps.)
             models.UniqueConstraint(
                 fields=["integration", "entity"],
-                condition=Q(status="running"),
+                condition=Q(status="running") & ~Q(mode="webhook"),
                 name="sync_run_one_running",
             ),
         ]
@@ -103,6 +112,31 @@ class SyncError(TimeStampedModel):
 
     def __str__(self) -> str:
         return f"{self.entity}:{self.external_id} {self.message[:60]}"
+
+
+class HeldRecord(TimeStampedModel):
+    """A provider record that arrived before its parent (a job before its client): kept whole
+    and retried on later runs, never dropped."""
+
+    integration = models.ForeignKey(
+        "integrations.Integration", on_delete=models.CASCADE, related_name="held_records"
+    )
+    entity = models.CharField(max_length=40)
+    external_id = models.CharField(max_length=255)
+    raw = models.JSONField(default=dict)
+    waiting_for = models.CharField(max_length=255)
+    attempts = models.PositiveIntegerField(default=1)
+
+    class Meta:
+        ordering = ["created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["integration", "entity", "external_id"], name="sync_heldrecord_uniq"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.entity}:{self.external_id} waiting for {self.waiting_for}"
 
 
 class OutboxEvent(TimeStampedModel):

@@ -1,13 +1,21 @@
-"""Celery task plumbing for the sync and outbox queues.
+"""Celery tasks for the sync, outbox and webhook queues.
 
-Tasks here are thin: they load ids, call a service and decide about retries (STYLE.md §6).
-Every sync or outbox task uses one of the base classes below, so its time limits stay below
-the broker's visibility timeout (checked when the settings load) and its delivery is
-at-least-once: acknowledged late, given back if the worker dies.
+Tasks are thin (STYLE.md §6): they take ids, import the service inside the body, call it,
+and decide about retries. Every task here uses one of the base classes below, so its time
+limits stay below the broker's visibility timeout (checked when the settings load) and its
+delivery is at-least-once: acknowledged late, given back if the worker dies. Routing by name
+(config/settings/components/celery.py): `sync.outbox_*` to "outbox",
+`sync.process_webhook_event` to "webhooks", every other `sync.*` to "sync".
 """
 
-from celery import Task
+from __future__ import annotations
+
+import logging
+
+from celery import Task, shared_task
 from django.conf import settings
+
+logger = logging.getLogger("sync.tasks")
 
 
 class SyncTask(Task):
@@ -22,3 +30,76 @@ class OutboxTask(Task):
     reject_on_worker_lost = True
     soft_time_limit = settings.OUTBOX_TASK_SOFT_TIME_LIMIT
     time_limit = settings.OUTBOX_TASK_TIME_LIMIT
+
+
+@shared_task(bind=True, base=SyncTask, name="sync.sync_integration", max_retries=3)
+def sync_integration(
+    self, integration_id: int, mode: str, entities: list[str] | None = None
+) -> dict:
+    """Sync every entity of one integration. Auth errors never retry (the integration is
+    marked needs_reauth); a spent budget re-queues the remaining entities for when it
+    refills; other provider errors retry with backoff."""
+    from integrations.exceptions import BudgetExhausted, ProviderAuthError, ProviderError
+    from sync.engine import IntegrationUnavailable
+    from sync.engine import sync_integration as sync_integration_service
+
+    try:
+        runs = sync_integration_service(integration_id=integration_id, mode=mode, entities=entities)
+    except IntegrationUnavailable as exc:
+        logger.info("sync skipped", extra={"integration_id": integration_id, "reason": str(exc)})
+        return {"skipped": str(exc)}
+    except ProviderAuthError:
+        return {"stopped": "needs_reauth"}
+    except BudgetExhausted as exc:
+        remaining = getattr(exc, "remaining_entities", entities)
+        self.apply_async(
+            kwargs={"integration_id": integration_id, "mode": mode, "entities": remaining},
+            eta=exc.retry_at,
+        )
+        return {"deferred_until": exc.retry_at.isoformat() if exc.retry_at else None}
+    except ProviderError as exc:
+        raise self.retry(exc=exc, countdown=60 * 2**self.request.retries) from exc
+    return {"runs": {run.entity: run.status for run in runs}}
+
+
+@shared_task(bind=True, base=SyncTask, name="sync.sync_runs_close_dead")
+def sync_runs_close_dead(self) -> int:
+    from sync.engine import sync_runs_close_dead as service
+
+    return service()
+
+
+@shared_task(bind=True, base=SyncTask, name="sync.schedules_reconcile")
+def schedules_reconcile(self) -> int:
+    from sync.beat import integration_schedules_reconcile
+
+    return integration_schedules_reconcile()
+
+
+@shared_task(bind=True, base=OutboxTask, name="sync.outbox_deliver")
+def outbox_deliver(self, event_id: int) -> str | None:
+    from sync.outbox import outbox_deliver as service
+
+    event = service(event_id=event_id)
+    return event.status if event else None
+
+
+@shared_task(bind=True, base=OutboxTask, name="sync.outbox_relay")
+def outbox_relay(self) -> int:
+    from sync.outbox import outbox_relay as service
+
+    return service()
+
+
+@shared_task(bind=True, base=SyncTask, name="sync.process_webhook_event", max_retries=5)
+def process_webhook_event(self, event_id: int) -> str:
+    """Re-fetch the record a webhook named; provider errors retry with backoff."""
+    from integrations.exceptions import ProviderAuthError, ProviderError
+    from sync.webhooks import webhook_event_process
+
+    try:
+        return webhook_event_process(event_id=event_id)
+    except ProviderAuthError:
+        return "needs_reauth"
+    except ProviderError as exc:
+        raise self.retry(exc=exc, countdown=30 * 2**self.request.retries) from exc

@@ -163,3 +163,4 @@ REST_FRAMEWORK = {
 from config.settings.components.celery import *  # noqa: E402,F403
 from config.settings.components.logging import *  # noqa: E402,F403
 from config.settings.components.sentry import *  # noqa: E402,F403
+from config.settings.components.sync import *  # noqa: E402,F403

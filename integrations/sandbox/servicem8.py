@@ -313,14 +313,32 @@ CATEGORY_DEFAULTS: dict[str, Any] = {"name": "", "colour": ""}
 # amount: the percentage as a string, "10" for 10 % [spec: TaxRate.amount].
 TAXRATE_DEFAULTS: dict[str, Any] = {"name": "", "amount": "0", "is_default_tax_rate": 0}
 
+# Job diary notes [spec: Note]; not seeded, created through ``POST /note.json``.
+NOTE_DEFAULTS: dict[str, Any] = {
+    # related_object_uuid, action_completed_by_staff_uuid, edit_by_staff_uuid (uuid)
+    "related_object": "",  # "job" for a job diary note [NOTES.md §1 "Quotes"]
+    "note": "",
+    "action_required": "",
+    "create_date": NO_DATE,  # set to the creation time by POST /note.json
+}
+
+# Per-job contacts [spec: JobContact]; not seeded. job_uuid (uuid), email (email) when known;
+# is_primary_contact is DEPRECATED [spec] and left out.
+JOBCONTACT_DEFAULTS: dict[str, Any] = {"first": "", "last": "", "phone": "", "mobile": "", "type": ""}
+
 
 @dataclass(frozen=True)
 class ObjectSpec:
-    """An emulated ServiceM8 object: which OAuth scopes may read it, and its field defaults."""
+    """An emulated ServiceM8 object: read scopes, field defaults and (if writable) its writes.
+
+    ``writes`` None: read-only in the sandbox (the real API may accept writes; they are just not
+    emulated). See ``servicem8_writes`` for the write schemas and their scopes.
+    """
 
     name: str
     read_scopes: frozenset[str]
     defaults: dict[str, Any]
+    writes: WriteSchema | None = None
 
 
 # Read scopes per object come from each path's "OAuth Scope" text in the spec; a manage_*
@@ -328,21 +346,40 @@ class ObjectSpec:
 OBJECTS: dict[str, ObjectSpec] = {
     spec.name: spec
     for spec in (
-        ObjectSpec("company", frozenset({"read_customers", "manage_customers"}), COMPANY_DEFAULTS),
+        ObjectSpec(
+            "company",
+            frozenset({"read_customers", "manage_customers"}),
+            COMPANY_DEFAULTS,
+            COMPANY_WRITE,
+        ),
         ObjectSpec(
             "companycontact",
             frozenset({"read_customer_contacts", "manage_customer_contacts"}),
             COMPANYCONTACT_DEFAULTS,
+            COMPANYCONTACT_WRITE,
         ),
         ObjectSpec("staff", frozenset({"read_staff", "manage_staff"}), STAFF_DEFAULTS),
-        ObjectSpec("job", frozenset({"read_jobs", "manage_jobs"}), JOB_DEFAULTS),
+        ObjectSpec("job", frozenset({"read_jobs", "manage_jobs"}), JOB_DEFAULTS, JOB_WRITE),
         ObjectSpec(
             "jobmaterial",
             frozenset({"read_job_materials", "manage_job_materials"}),
             JOBMATERIAL_DEFAULTS,
+            JOBMATERIAL_WRITE,
         ),
         ObjectSpec(
-            "jobactivity", frozenset({"read_schedule", "manage_schedule"}), JOBACTIVITY_DEFAULTS
+            "jobactivity",
+            frozenset({"read_schedule", "manage_schedule"}),
+            JOBACTIVITY_DEFAULTS,
+            JOBACTIVITY_WRITE,
+        ),
+        # publish_job_notes only adds notes ("Ability to add new job notes"), so it does not
+        # grant reading them.
+        ObjectSpec("note", frozenset({"read_job_notes"}), NOTE_DEFAULTS, NOTE_WRITE),
+        ObjectSpec(
+            "jobcontact",
+            frozenset({"read_job_contacts", "manage_job_contacts"}),
+            JOBCONTACT_DEFAULTS,
+            JOBCONTACT_WRITE,
         ),
         ObjectSpec(
             "material", frozenset({"read_inventory", "manage_inventory"}), MATERIAL_DEFAULTS
@@ -372,6 +409,10 @@ class Principal:
 
     def may_read(self, spec: ObjectSpec) -> bool:
         return self.scopes is None or bool(self.scopes & spec.read_scopes)
+
+    def may(self, scopes: frozenset[str]) -> bool:
+        """Whether the principal holds one of ``scopes`` (API keys may do anything)."""
+        return self.scopes is None or bool(self.scopes & scopes)
 
 
 def _zone(account_uuid: str) -> ZoneInfo:

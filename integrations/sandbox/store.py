@@ -721,6 +721,24 @@ class Store:
             ).fetchone()
         return row[0] or 0
 
+    def max_data_int(self, collection: Collection, key: str) -> int:
+        """Largest value of the JSON data field ``key`` read as an integer (0 when none).
+
+        A full scan of the collection (no index on data fields): meant for rare writes such as
+        numbering a new ServiceM8 job, not for listings.
+        """
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key):
+            raise ValueError(f"invalid data key {key!r}")
+        cid = self.collection_id(collection, create=False)
+        if cid is None:
+            return 0
+        with self._connection() as conn:
+            row = conn.execute(
+                "SELECT MAX(CAST(json_extract(data, ?) AS INTEGER)) FROM records WHERE cid = ?",
+                (f"$.{key}", cid),
+            ).fetchone()
+        return row[0] or 0
+
     # --- cursors -------------------------------------------------------------------------------
 
     def cursor_create(

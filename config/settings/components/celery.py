@@ -78,7 +78,8 @@ if _longest >= CELERY_VISIBILITY_TIMEOUT:
         f"time limit ({_longest} s), or a task still running is handed to a second worker"
     )
 
-CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+# One beat only: the scheduler holds a lock and a second beat stands by (sync/beat.py).
+CELERY_BEAT_SCHEDULER = "sync.beat:LockedDatabaseScheduler"
 CELERY_WORKER_SEND_TASK_EVENTS = True
 CELERY_TASK_SEND_SENT_EVENT = True
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False

@@ -3,6 +3,8 @@
 - Pagination: send `cursor=-1` first, then the `x-next-cursor` response header's value; no
   header means the last page; at most 5,000 records a page.
   https://developer.servicem8.com/docs/pagination (not in the OpenAPI file).
+- One record: `GET /{object}/{uuid}.json` returns the object itself (spec: e.g.
+  `/job/{uuid}.json` → components.schemas.Job), 404 when there is no such uuid.
 - Errors: `{"errorCode": …, "message": …}`; a 429's message says whether the per-minute or the
   per-day limit was hit (spec info.description: 180/min and 20,000/day per add-on per account).
 """
@@ -60,3 +62,14 @@ class ServiceM8Client(ApiClient):
             return records, response.header("x-next-cursor") or None
 
         yield from paginate(fetch, start="-1", max_pages=max_pages, provider=self.provider)
+
+    def get_record(self, object_name: str, uuid: str) -> dict:
+        """One record by uuid, deleted ones included (active 0). Raises ProviderNotFoundError
+        on 404 and ProviderValidationError on a malformed uuid (ServiceM8 answers 400)."""
+        record = self.get(f"{object_name}/{uuid}.json", use_cache=False).json()
+        if not isinstance(record, dict):
+            raise ProviderMalformedResponseError(
+                f"servicem8: {object_name}/{{uuid}}.json did not return a record",
+                provider=self.provider,
+            )
+        return record

@@ -1,36 +1,94 @@
 """Pure functions from ServiceM8 JSON to normalized records.
 
 ServiceM8 quirks handled here (NOTES.md §1, Gotchas):
-- booleans arrive as 1/0 or "1"/"0";
+- booleans arrive as 1/0 or "1"/"0" (the spec types several as strings: `is_primary_contact`,
+  `displayed_amount_is_tax_inclusive`);
+- money and quantities are strings ("120.00", "1.5"): parsed straight into Decimal;
 - empty dates are "0000-00-00 00:00:00" rather than null;
-- `edit_date` ("YYYY-MM-DD HH:MM:SS") carries no zone: it is the account's local time (the
-  vendor's `timezone_name`), converted here to aware UTC;
-- a deleted record is still returned, with `active` = 0.
+- `edit_date` and the other "YYYY-MM-DD HH:MM:SS" stamps carry no zone: they are the
+  account's local time (the vendor's `timezone_name`), converted here to aware UTC;
+- a deleted record is still returned, with `active` = 0
+  (spec: DELETE /job/{uuid}.json, "Deleting a record sets its active field to 0");
+- a quote is not an object of its own: it is a `job` in status Quote, so a job that is or was
+  a quote maps to both an ExternalJob and an ExternalQuote with the same id, and its line items
+  are the job's `jobmaterial`s.
 """
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from zoneinfo import ZoneInfo
 
-from integrations.base import ExternalClient
+from integrations.base import (
+    ExternalClient,
+    ExternalContact,
+    ExternalJob,
+    ExternalJobMaterial,
+    ExternalQuote,
+    ExternalStaff,
+)
 
 PROVIDER = "servicem8"
 EDIT_DATE_FORMAT = "%Y-%m-%d %H:%M:%S"
+DATE_FORMAT = "%Y-%m-%d"
+CENT = Decimal("0.01")
+SUMMARY_MAX = 255
+
+# Job.status, "Valid values are [Quote,Work Order,Unsuccessful,Completed]" (spec:
+# components.schemas.Job.status). "Work Order" depends on the schedule, see job_status().
+JOB_STATUSES = {"quote": "pending", "completed": "completed", "unsuccessful": "cancelled"}
+# Quote statuses for a job that is or was a quote (PRODUCT.md, "How each provider maps"):
+# approving a quote moves the job to Work Order, rejecting it to Unsuccessful.
+QUOTE_STATUSES = {"work order": "approved", "completed": "approved", "unsuccessful": "rejected"}
 
 
 def as_bool(value: object) -> bool:
     return str(value).strip().lower() in {"1", "true", "yes"}
 
 
+def as_decimal(value: object) -> Decimal:
+    """A ServiceM8 amount ("120.00", 120, "") as Decimal; never through float."""
+    text = str(value).strip() if value is not None else ""
+    if not text:
+        return Decimal("0")
+    try:
+        return Decimal(text)
+    except InvalidOperation:
+        raise ValueError(f"servicem8: {text!r} is not a number") from None
+
+
 def parse_local_datetime(value: str | None, tz: ZoneInfo) -> datetime | None:
+    """An account-local stamp as aware UTC; None for ServiceM8's empty "0000-00-00…" dates.
+    A local time repeated when DST ends reads as its first occurrence (fold=0)."""
     if not value or value.startswith("0000-00-00"):
         return None
-    return datetime.strptime(value, EDIT_DATE_FORMAT).replace(tzinfo=tz).astimezone(UTC)
+    fmt = EDIT_DATE_FORMAT if len(value) > len("YYYY-MM-DD") else DATE_FORMAT
+    return datetime.strptime(value, fmt).replace(tzinfo=tz).astimezone(UTC)
 
 
 def format_local_datetime(value: datetime, tz: ZoneInfo) -> str:
     return value.astimezone(tz).strftime(EDIT_DATE_FORMAT)
+
+
+def _text(raw: dict, key: str) -> str:
+    value = raw.get(key)
+    return "" if value is None else str(value).strip()
+
+
+def _ref(raw: dict, key: str) -> str | None:
+    """A uuid reference; ServiceM8 sends "" (or omits the field) when it is unset."""
+    return _text(raw, key) or None
+
+
+def _base(raw: dict, tz: ZoneInfo) -> dict:
+    return {
+        "provider": PROVIDER,
+        "external_id": raw["uuid"],
+        "raw": raw,
+        "remote_updated_at": parse_local_datetime(raw.get("edit_date"), tz),
+        "deleted": not as_bool(raw.get("active", 1)),
+    }
 
 
 def _address(raw: dict) -> str:
@@ -42,13 +100,153 @@ def _address(raw: dict) -> str:
 def company_to_client(raw: dict, *, tz: ZoneInfo) -> ExternalClient:
     """A ServiceM8 `company` (what ServiceM8 calls a client)."""
     return ExternalClient(
-        provider=PROVIDER,
-        external_id=raw["uuid"],
-        raw=raw,
-        remote_updated_at=parse_local_datetime(raw.get("edit_date"), tz),
-        deleted=not as_bool(raw.get("active", 1)),
+        **_base(raw, tz),
         name=(raw.get("name") or "").strip() or "(no name)",
         kind="residential" if as_bool(raw.get("is_individual")) else "commercial",
         address=_address(raw),
-        parent_external_id=raw.get("parent_company_uuid") or None,
+        parent_external_id=_ref(raw, "parent_company_uuid"),
+    )
+
+
+def companycontact_to_contact(raw: dict, *, tz: ZoneInfo) -> ExternalContact:
+    """A `companycontact`: a person at a client. `type` is "BILLING", "JOB"… (spec:
+    CompanyContact.type) and becomes the role as is."""
+    return ExternalContact(
+        **_base(raw, tz),
+        client_external_id=_ref(raw, "company_uuid"),
+        first_name=_text(raw, "first"),
+        last_name=_text(raw, "last"),
+        email=_text(raw, "email"),
+        phone=_text(raw, "phone"),
+        mobile=_text(raw, "mobile"),
+        role=_text(raw, "type"),
+        is_primary=as_bool(raw.get("is_primary_contact")),
+    )
+
+
+def staff_to_staff(raw: dict, *, tz: ZoneInfo) -> ExternalStaff:
+    """A `staff` member. ServiceM8 has one kind of staff; those hidden from the schedule
+    (`hide_from_schedule` = 1, spec: Staff) are not dispatched to jobs, so they map to
+    "employee" and everyone else to "technician". A deactivated member (active 0) is deleted."""
+    active = as_bool(raw.get("active", 1))
+    return ExternalStaff(
+        **_base(raw, tz),
+        kind="employee" if as_bool(raw.get("hide_from_schedule")) else "technician",
+        first_name=_text(raw, "first"),
+        last_name=_text(raw, "last"),
+        email=_text(raw, "email"),
+        phone=_text(raw, "mobile"),
+        title=_text(raw, "job_title"),
+        is_active=active,
+    )
+
+
+def _status_key(raw: dict) -> str:
+    return " ".join(_text(raw, "status").lower().split())
+
+
+def job_status(raw: dict, *, tz: ZoneInfo) -> str:
+    """The unified job status. A Work Order is "scheduled" while it has a scheduled activity
+    (`job_is_scheduled_until_stamp`, "the end date/time of the last scheduled activity", is a
+    real date), else "unscheduled". ServiceM8 calls a job whose stamp has passed Unscheduled
+    too, but that changes with the clock and not with `edit_date`, so it is left to readers
+    of `scheduled_end`. Unknown statuses become "pending" (the raw status is kept)."""
+    key = _status_key(raw)
+    if key == "work order":
+        scheduled = parse_local_datetime(raw.get("job_is_scheduled_until_stamp"), tz)
+        return "scheduled" if scheduled else "unscheduled"
+    return JOB_STATUSES.get(key, "pending")
+
+
+def is_quote(raw: dict, *, tz: ZoneInfo) -> bool:
+    """A job is or was a quote when its status is Quote or it has a real `quote_date` ("the
+    date and time that the job status was changed to Quote", spec: Job.quote_date)."""
+    quoted_at = parse_local_datetime(raw.get("quote_date"), tz)
+    return _status_key(raw) == "quote" or quoted_at is not None
+
+
+def quote_status(raw: dict) -> str:
+    """The unified quote status of a job that is or was a quote: Quote is "sent" once
+    `quote_sent` is set, else "draft"; Work Order and Completed mean it was accepted;
+    Unsuccessful that it was turned down. Anything else is a "draft" (nothing to decide)."""
+    key = _status_key(raw)
+    if key == "quote":
+        return "sent" if as_bool(raw.get("quote_sent")) else "draft"
+    return QUOTE_STATUSES.get(key, "draft")
+
+
+def _summary(description: str) -> str:
+    first_line = next((line.strip() for line in description.splitlines() if line.strip()), "")
+    return first_line[:SUMMARY_MAX]
+
+
+def job_to_records(
+    raw: dict, *, tz: ZoneInfo, currency: str = ""
+) -> tuple[ExternalJob] | tuple[ExternalJob, ExternalQuote]:
+    """A `job`: always an ExternalJob; when it is or was a quote, also its ExternalQuote
+    (same external_id). `total_invoice_amount` ("the total amount to be invoiced", read only;
+    tax included) is the job's revenue and the quote's total. ServiceM8 gives no ex-tax
+    subtotal or tax on the job, so the quote's `subtotal`/`tax_total` stay 0 rather than being
+    guessed: the job's `jobmaterial`s carry the per-line amounts."""
+    base = _base(raw, tz)
+    description = (raw.get("job_description") or "").strip()
+    status_text = _text(raw, "status")
+    total = as_decimal(raw.get("total_invoice_amount"))
+    client = _ref(raw, "company_uuid")
+    number = _text(raw, "generated_job_id")
+    job = ExternalJob(
+        **base,
+        client_external_id=client,
+        number=number,
+        summary=_summary(description),
+        description=description,
+        status=job_status(raw, tz=tz),
+        provider_status=status_text,
+        address=(raw.get("job_address") or "").strip(),
+        scheduled_end=parse_local_datetime(raw.get("job_is_scheduled_until_stamp"), tz),
+        completed_at=parse_local_datetime(raw.get("completion_date"), tz),
+        revenue=total,
+    )
+    if not is_quote(raw, tz=tz):
+        return (job,)
+    extra = {"currency": currency} if currency else {}
+    quote = ExternalQuote(
+        **base,
+        client_external_id=client,
+        job_external_id=raw["uuid"],
+        number=number,
+        title=job.summary,
+        status=quote_status(raw),
+        provider_status=status_text,
+        total=total,
+        sent_at=parse_local_datetime(raw.get("quote_sent_stamp"), tz),
+        **extra,
+    )
+    return job, quote
+
+
+def jobmaterial_to_material(raw: dict, *, tz: ZoneInfo) -> ExternalJobMaterial:
+    """A `jobmaterial`: a line of a job and, the job being the quote, of its quote.
+
+    Amounts are kept as ServiceM8 shows them on the quote or invoice. `displayed_amount` is
+    "the unit price amount as displayed", tax-inclusive when `displayed_amount_is_tax_inclusive`
+    is "1" and ex-tax otherwise, while `price` is always the ex-tax unit price (spec:
+    JobMaterial). So `unit_price` is `displayed_amount` (falling back to `price` when it is
+    empty) and `total` is quantity × that, rounded to the cent: both inclusive or both
+    exclusive, as the flag in `raw` says, and no tax is computed here.
+    """
+    quantity = as_decimal(raw.get("quantity") or "1")
+    shown = raw.get("displayed_amount")
+    unit_price = as_decimal(shown if str(shown or "").strip() else raw.get("price"))
+    sort_order = _text(raw, "sort_order")
+    job_uuid = raw["job_uuid"]
+    return ExternalJobMaterial(
+        **_base(raw, tz),
+        job_external_id=job_uuid,
+        quote_external_id=job_uuid,
+        name=_text(raw, "name") or "(no name)",
+        quantity=quantity,
+        unit_price=unit_price,
+        total=(quantity * unit_price).quantize(CENT, rounding=ROUND_HALF_UP),
+        sort_order=int(Decimal(sort_order)) if sort_order else 0,
     )

@@ -7,8 +7,14 @@
   SERVICEM8_CLIENT_ID / SERVICEM8_CLIENT_SECRET.
 - Rate limits: 180 requests a minute and 20,000 a day per add-on per account (spec
   info.description); 429 otherwise.
+- Entities, in dependency order: clients (`company`), contacts (`companycontact`), staff
+  (`staff`), jobs (`job`; a job that is or was a quote also yields its ExternalQuote) and
+  materials (`jobmaterial`, the jobs' and quotes' line items).
+- Reads: `GET /{object}.json`, cursor-paged (client.py); one record: `GET /{object}/{uuid}.json`
+  (spec: paths `/job.json`, `/job/{uuid}.json`). Deleted records stay listed with active 0.
 - Incremental reads: `$filter=edit_date gt '…'` only (no `ge`), in the account's local time;
-  we ask from one second before the cursor so the read is inclusive.
+  we ask from one second before the cursor so the read is inclusive
+  (https://developer.servicem8.com/docs/filtering).
 - Webhooks: OAuth apps only (issue #4).
 """
 
@@ -22,7 +28,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from integrations.auth import ApiKeyHeaderAuth, Auth, RefreshTokenAuth
 from integrations.base import AccountInfo, Capability, ExternalRecord, Provider
 from integrations.conf import integration_setting
-from integrations.exceptions import ProviderMalformedResponseError
+from integrations.exceptions import ProviderMalformedResponseError, ProviderNotFoundError
 from integrations.providers.servicem8 import mapping
 from integrations.providers.servicem8.client import ServiceM8Client
 from integrations.ratelimit import RateWindow
@@ -30,13 +36,29 @@ from integrations.ratelimit import RateWindow
 # edit_date is local time; without the account's zone we widen the window by the largest
 # UTC offset in use, so no change is missed (at the price of re-reading a few records).
 UNKNOWN_ZONE_MARGIN = timedelta(hours=14)
+# edit_date is local wall-clock time with no offset, so when DST ends the hour before the
+# change is written again: an edit in the repeated hour can carry an edit_date up to an hour
+# *earlier* than the cursor saved during the first pass of that hour. Re-reading one hour
+# (the largest DST shift in use) plus the base's five minutes for late-visible writes keeps
+# those edits; the cost is re-reading an hour of changes, usually one page per entity.
+# (The one-second step back that makes `gt` inclusive is done in `_since_filter`.)
+DST_REPEAT_SECONDS = 3600
+LATE_WRITE_SECONDS = 300
 
 
 class ServiceM8Provider(Provider):
     key = "servicem8"
     name = "ServiceM8"
     docs_url = "https://developer.servicem8.com/"
-    capabilities: ClassVar[frozenset[Capability]] = frozenset({Capability.READ_CLIENTS})
+    capabilities: ClassVar[frozenset[Capability]] = frozenset(
+        {
+            Capability.READ_CLIENTS,
+            Capability.READ_CONTACTS,
+            Capability.READ_STAFF,
+            Capability.READ_JOBS,
+            Capability.READ_QUOTES,
+        }
+    )
     client_class = ServiceM8Client
     rate_limits = (RateWindow(180, 60), RateWindow(20_000, 24 * 60 * 60))
     # ServiceM8 has no separate sandbox host: developer accounts live on the same API.
@@ -113,20 +135,51 @@ class ServiceM8Provider(Provider):
             zone, since = ZoneInfo("UTC"), since - UNKNOWN_ZONE_MARGIN
         return [f"edit_date gt '{mapping.format_local_datetime(since, zone)}'"]
 
-    # entity -> ServiceM8 object name
-    objects: ClassVar[dict[str, str]] = {"clients": "company"}
+    cursor_lookback_seconds: ClassVar[int] = DST_REPEAT_SECONDS + LATE_WRITE_SECONDS
+
+    # entity -> ServiceM8 object name, in dependency order.
+    objects: ClassVar[dict[str, str]] = {
+        "clients": "company",
+        "contacts": "companycontact",
+        "staff": "staff",
+        "jobs": "job",
+        "materials": "jobmaterial",
+    }
     entities = tuple(objects)
+
+    def _object(self, entity: str) -> str:
+        try:
+            return self.objects[entity]
+        except KeyError:
+            raise ValueError(f"servicem8 does not read {entity}") from None
 
     def pages(self, entity: str, *, updated_since: datetime | None = None) -> Iterator[list[dict]]:
         return self.get_client().iter_pages(
-            self.objects[entity],
+            self._object(entity),
             filters=self._since_filter(updated_since),
             max_pages=self.max_pages,
         )
 
-    def map_record(self, entity: str, raw: dict) -> ExternalRecord:
+    def map_record(self, entity: str, raw: dict) -> ExternalRecord | tuple[ExternalRecord, ...]:
         zone = self.account_zone or ZoneInfo("UTC")
         match entity:
             case "clients":
                 return mapping.company_to_client(raw, tz=zone)
+            case "contacts":
+                return mapping.companycontact_to_contact(raw, tz=zone)
+            case "staff":
+                return mapping.staff_to_staff(raw, tz=zone)
+            case "jobs":
+                currency = str(self.context.config.get("currency") or "")
+                return mapping.job_to_records(raw, tz=zone, currency=currency)
+            case "materials":
+                return mapping.jobmaterial_to_material(raw, tz=zone)
         raise ValueError(f"servicem8 cannot map {entity}")
+
+    def fetch_record(self, entity: str, external_id: str) -> dict | None:
+        """`GET /{object}/{uuid}.json`; None on 404. A deleted record is still returned (with
+        active 0), so None means it never existed or is gone for good."""
+        try:
+            return self.get_client().get_record(self._object(entity), external_id)
+        except ProviderNotFoundError:
+            return None

@@ -3,6 +3,9 @@
 - Paging: `page` (1-based) and `pageSize` (1–5,000, default 50); the body says `hasMore`
   (https://partnerapis.servicetitan.io/docs/timeouts-and-pagination). We always ask for the
   maximum page size to spend as few calls as possible.
+- A page that says `hasMore` but holds fewer records than its `pageSize` would make the next
+  page start past records never returned (paging is by offset), so it raises PaginationError
+  rather than skipping them silently.
 - Server-side timeout is 100 s, so the read timeout matches it (same page).
 - Errors: ApiErrorResponse `{type, title, status, traceId, errors: {field: [messages]}}`
   (spec: components.schemas.ApiErrorResponse).
@@ -12,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from integrations.exceptions import ProviderMalformedResponseError
+from integrations.exceptions import PaginationError, ProviderMalformedResponseError
 from integrations.http import ApiClient, Response, paginate
 
 MAX_PAGE_SIZE = 5000
@@ -55,6 +58,25 @@ class ServiceTitanClient(ApiClient):
                 raise ProviderMalformedResponseError(
                     f"servicetitan: {path} did not return a page of data", provider=self.provider
                 )
-            return body["data"], (page + 1 if body.get("hasMore") else None)
+            data = body["data"]
+            if not body.get("hasMore"):
+                return data, None
+            expected = body.get("pageSize") or page_size
+            if len(data) < min(expected, page_size):
+                raise PaginationError(
+                    f"servicetitan: {path} page {page} holds {len(data)} of {expected} records "
+                    "but claims more; stopping rather than skipping records",
+                    provider=self.provider,
+                )
+            return data, page + 1
 
         yield from paginate(fetch, start=1, max_pages=max_pages, provider=self.provider)
+
+    def get_record(self, path: str) -> dict:
+        """One record by its path (`…/{resource}/{id}`). Raises ProviderNotFoundError on 404."""
+        record = self.get(path, use_cache=False).json()
+        if not isinstance(record, dict):
+            raise ProviderMalformedResponseError(
+                f"servicetitan: {path} did not return a record", provider=self.provider
+            )
+        return record

@@ -8,30 +8,57 @@
 - Environments: production (api/auth.servicetitan.io) and ServiceTitan's integration
   environment (api-integration/auth-integration), chosen by Integration.environment.
 - Rate limit: 60 requests a second per app per tenant; 429 with Retry-After.
-- Incremental reads: `modifiedOnOrAfter` (inclusive), with `active=Any` so deactivations come
-  through (the default, `True`, hides them).
+- Entities, in dependency order: clients (crm `customers`), staff (settings `technicians`,
+  then `employees`, whose ids are prefixed "employee:" as the two id ranges may overlap), jobs
+  (jpm `jobs`) and quotes (sales `estimates`, line items embedded as `items`). Contacts are
+  not read: the bulk `crm/…/customers/contacts` list returns phone numbers and e-mail
+  addresses (type + value), not people, and the sandbox does not serve it yet.
+- Incremental reads: `modifiedOnOrAfter` (inclusive, UTC), with `active=Any` where the list
+  takes `active` (ActiveQueryFilter: True | Any | False, default True) so deactivations come
+  through. Jobs have no `active` (they are cancelled, not deactivated).
+- One record: `GET …/{resource}/{id}`; 404 means it is gone.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import ClassVar
 
 from integrations.auth import Auth, ClientCredentialsAuth
 from integrations.base import AccountInfo, Capability, ExternalRecord, Provider
 from integrations.conf import integration_setting
-from integrations.exceptions import ProviderAuthError
+from integrations.exceptions import ProviderAuthError, ProviderNotFoundError
 from integrations.providers.servicetitan import mapping
 from integrations.providers.servicetitan.client import MAX_PAGE_SIZE, ServiceTitanClient
 from integrations.ratelimit import RateWindow
+
+
+@dataclass(frozen=True)
+class Resource:
+    """One ServiceTitan list/get endpoint an entity reads."""
+
+    module: str
+    path: str
+    # The list declares `active` (ActiveQueryFilter), so we pass Any to see deactivations.
+    has_active: bool = True
+    # Prefix of the external ids of its records (ids must be unique within an entity).
+    id_prefix: str = ""
 
 
 class ServiceTitanProvider(Provider):
     key = "servicetitan"
     name = "ServiceTitan"
     docs_url = "https://developer.servicetitan.io/"
-    capabilities: ClassVar[frozenset[Capability]] = frozenset({Capability.READ_CLIENTS})
+    capabilities: ClassVar[frozenset[Capability]] = frozenset(
+        {
+            Capability.READ_CLIENTS,
+            Capability.READ_STAFF,
+            Capability.READ_JOBS,
+            Capability.READ_QUOTES,
+        }
+    )
     client_class = ServiceTitanClient
     rate_limits = (RateWindow(60, 1),)
     environments: ClassVar[dict[str, dict[str, str]]] = {
@@ -51,9 +78,21 @@ class ServiceTitanProvider(Provider):
         "the app is not enabled for this tenant's API scope (CRM, Job Planning, Sales…), or the "
         "tenant's plan does not include it; ask the tenant's admin to grant the app access."
     )
-    # entity -> (module, resource)
-    resources: ClassVar[dict[str, tuple[str, str]]] = {"clients": ("crm", "customers")}
+    # entity -> the resources it reads, in dependency order. Parameters per the specs
+    # (tenant-{crm,settings,jpm,salestech}-v2.yml, each list operation's `parameters`).
+    resources: ClassVar[dict[str, tuple[Resource, ...]]] = {
+        "clients": (Resource("crm", "customers"),),
+        "staff": (
+            Resource("settings", "technicians"),
+            Resource("settings", "employees", id_prefix=mapping.EMPLOYEE_PREFIX),
+        ),
+        "jobs": (Resource("jpm", "jobs", has_active=False),),
+        "quotes": (Resource("sales", "estimates"),),
+    }
     entities = tuple(resources)
+    # modifiedOnOrAfter is inclusive and compares ServiceTitan's own UTC stamps (sub-second),
+    # so the lookback only has to cover writes that become visible late: the base's 5 minutes.
+    cursor_lookback_seconds: ClassVar[int] = 300
 
     @classmethod
     def override_urls(cls, root: str) -> dict[str, str]:
@@ -90,19 +129,59 @@ class ServiceTitanProvider(Provider):
         ).json()
         return AccountInfo(account_id=self.tenant, name=f"tenant {self.tenant}")
 
+    def _resources(self, entity: str) -> tuple[Resource, ...]:
+        try:
+            return self.resources[entity]
+        except KeyError:
+            raise ValueError(f"servicetitan does not read {entity}") from None
+
     def pages(self, entity: str, *, updated_since: datetime | None = None) -> Iterator[list[dict]]:
-        params: dict = {"active": "Any"}
-        if updated_since is not None:
-            params["modifiedOnOrAfter"] = updated_since.astimezone(UTC).isoformat()
-        return self.get_client().iter_pages(
-            self.path(*self.resources[entity]),
-            params=params,
-            page_size=int(self.context.config.get("page_size") or MAX_PAGE_SIZE),
-            max_pages=self.max_pages,
-        )
+        client = self.get_client()
+        page_size = int(self.context.config.get("page_size") or MAX_PAGE_SIZE)
+        for resource in self._resources(entity):
+            params: dict = {"active": "Any"} if resource.has_active else {}
+            if updated_since is not None:
+                params["modifiedOnOrAfter"] = updated_since.astimezone(UTC).isoformat()
+            yield from client.iter_pages(
+                self.path(resource.module, resource.path),
+                params=params,
+                page_size=page_size,
+                max_pages=self.max_pages,
+            )
 
     def map_record(self, entity: str, raw: dict) -> ExternalRecord:
         match entity:
             case "clients":
                 return mapping.customer_to_client(raw)
+            case "staff":
+                if mapping.is_employee(raw):
+                    return mapping.employee_to_staff(raw)
+                return mapping.technician_to_staff(raw)
+            case "jobs":
+                return mapping.job_to_job(raw)
+            case "quotes":
+                return mapping.estimate_to_quote(raw)
         raise ValueError(f"servicetitan cannot map {entity}")
+
+    def record_id(self, entity: str, raw: dict) -> str:
+        if entity == "staff" and mapping.is_employee(raw):
+            return mapping.employee_id(raw)
+        return super().record_id(entity, raw)
+
+    def fetch_record(self, entity: str, external_id: str) -> dict | None:
+        """`GET /{module}/v2/tenant/{t}/{resource}/{id}`; None on 404 (Estimates_Get documents
+        no 404, but answers one for an unknown id like the others). A staff id with the
+        employee prefix is read from employees, a bare one from technicians."""
+        resources = self._resources(entity)
+        resource = resources[0]
+        for candidate in resources:
+            if candidate.id_prefix and external_id.startswith(candidate.id_prefix):
+                resource, external_id = candidate, external_id[len(candidate.id_prefix) :]
+        if not external_id.isdigit():
+            raise ValueError(f"servicetitan ids are integers, not {external_id!r}")
+        try:
+            return self.get_client().get_record(
+                self.path(resource.module, f"{resource.path}/{external_id}")
+            )
+        except ProviderNotFoundError:
+            return None

@@ -1,0 +1,574 @@
+"""The sync engine: full and incremental runs of one entity of one integration.
+
+A run streams the provider's pages (memory stays bounded) and, for each page, in one
+transaction: upserts the records (`sync.writers`), keeps the records whose parent has not
+arrived (`HeldRecord`), records the ones that fail (`SyncError`), and saves the run's counts,
+heartbeat and cursor progress. A worker killed at any instant therefore leaves every page
+either wholly applied or not at all; the next run starts again from the last *completed*
+run's cursor, re-reads, and finds the applied pages unchanged (nothing lost, nothing
+duplicated). See `sync.cursor` for the cursor rules.
+
+- Two runs of one integration and entity never overlap: on PostgreSQL a session advisory lock
+  (released by the server the moment a dead worker's connection drops), plus a unique
+  "running" row. A run left "running" by a dead worker is closed as failed by the next run
+  (which holds the lock, so the old one cannot be alive) or by `sync_runs_close_dead`.
+- Only a complete full run sweeps: rows of the entity that it did not see are marked deleted.
+  A truncated (PaginationError), failed or deferred run never sweeps and never moves the
+  cursor.
+- Auth errors stop the run and mark the integration needs_reauth; a spent rate-limit budget
+  ends the run as deferred, with the time to try again (the task re-queues itself).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+from array import array
+from bisect import bisect_left
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from integrations.base import ExternalJobMaterial, ExternalQuote, ExternalRecord, Provider
+from integrations.exceptions import (
+    BudgetExhausted,
+    PaginationError,
+    ProviderAuthError,
+    ProviderError,
+)
+from integrations.models import Integration
+from integrations.services import integration_mark_needs_reauth, provider_for
+from portal.models import SyncedModel
+from quotes.models import QuoteLineItem
+from sync import cursor as cursors
+from sync.models import HeldRecord, SyncCursor, SyncError, SyncRun
+from sync.writers import WriteResult, model_for, unpack, write_records
+
+logger = logging.getLogger("sync.engine")
+
+SWEEP_CHUNK = 1000
+HELD_CHUNK = 1000
+# After this many runs a held record is also reported as a SyncError (it stays held).
+HELD_REPORT_AFTER = 5
+
+
+class RunLocked(Exception):
+    """Another run of this integration and entity is in progress."""
+
+
+class IntegrationUnavailable(Exception):
+    """The integration is disabled or waiting for reauthorization: nothing to run."""
+
+
+# -- locks ----------------------------------------------------------------------------------
+
+
+def _lock_key(name: str) -> int:
+    return _digest64(name)
+
+
+@contextlib.contextmanager
+def run_lock(integration_id: int, entity: str) -> Iterator[bool | None]:
+    """True when this process holds the run's lock, None where the database has no session
+    locks (SQLite, local development: the unique running row and heartbeats guard instead).
+    Raises RunLocked when another process holds it."""
+    if connection.vendor != "postgresql":
+        yield None
+        return
+    key = _lock_key(f"sync:{integration_id}:{entity}")
+    with connection.cursor() as cur:
+        cur.execute("SELECT pg_try_advisory_lock(%s)", [key])
+        if not cur.fetchone()[0]:
+            raise RunLocked(f"a sync of {entity} for integration {integration_id} is running")
+    try:
+        yield True
+    finally:
+        with contextlib.suppress(Exception), connection.cursor() as cur:
+            cur.execute("SELECT pg_advisory_unlock(%s)", [key])
+
+
+def _stale_after() -> timedelta:
+    return timedelta(seconds=settings.SYNC_RUN_STALE_AFTER)
+
+
+def sync_runs_close_dead(*, now: datetime | None = None) -> int:
+    """Close runs whose worker stopped sending heartbeats. Returns how many were closed."""
+    now = now or timezone.now()
+    closed = 0
+    candidates = SyncRun.objects.filter(
+        status=SyncRun.Status.RUNNING, heartbeat_at__lt=now - _stale_after()
+    ).values_list("id", "integration_id", "entity")
+    for run_id, integration_id, entity in candidates:
+        try:
+            with run_lock(integration_id, entity):
+                closed += _close_dead(
+                    SyncRun.objects.filter(pk=run_id, status=SyncRun.Status.RUNNING), now
+                )
+        except RunLocked:
+            continue  # alive after all: its worker holds the lock
+    return closed
+
+
+def _close_dead(runs, now: datetime) -> int:
+    return runs.update(
+        status=SyncRun.Status.FAILED,
+        finished_at=now,
+        error_summary="The worker running this sync stopped (killed or lost); closed as failed.",
+    )
+
+
+# -- the run --------------------------------------------------------------------------------
+
+
+@dataclass
+class SeenIds:
+    """External ids a full run saw, per model, as 8-byte digests: ~8 bytes a record."""
+
+    ids: dict[type[SyncedModel], array] = field(default_factory=dict)
+
+    def add(self, model: type[SyncedModel], external_id: str) -> None:
+        self.ids.setdefault(model, array("q")).append(_digest64(external_id))
+
+    def sorted_for(self, model: type[SyncedModel]) -> list[int]:
+        return sorted(self.ids.get(model, ()))
+
+
+def _digest64(text: str) -> int:
+    digest = hashlib.blake2b(text.encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
+@dataclass
+class _Run:
+    integration: Integration
+    provider: Provider
+    entity: str
+    run: SyncRun
+    seen: SeenIds | None
+    high_water: datetime | None = None
+    has_held: bool = False
+    has_errors: bool = False
+
+
+def sync_entity(*, integration_id: int, entity: str, mode: str) -> SyncRun:
+    """One full or incremental run. Raises RunLocked, IntegrationUnavailable, and the
+    provider's auth, budget and other errors after recording them on the run."""
+    integration = Integration.objects.select_related("company").get(pk=integration_id)
+    if not integration.enabled or integration.status != Integration.Status.ACTIVE:
+        raise IntegrationUnavailable(f"integration {integration_id} is {integration.status}")
+    provider = provider_for(integration)
+    if entity not in provider.entities:
+        raise ValueError(f"{provider.name} does not sync {entity!r}")
+    if mode not in (SyncRun.Mode.FULL, SyncRun.Mode.INCREMENTAL):
+        raise ValueError(f"unknown sync mode {mode!r}")
+    with run_lock(integration_id, entity) as exclusive:
+        run = _start(integration, entity, mode, exclusive=bool(exclusive))
+        state = _Run(
+            integration=integration,
+            provider=provider,
+            entity=entity,
+            run=run,
+            seen=SeenIds() if mode == SyncRun.Mode.FULL else None,
+            has_held=HeldRecord.objects.filter(integration=integration, entity=entity).exists(),
+            has_errors=SyncError.objects.filter(
+                integration=integration, entity=entity, resolved_at__isnull=True
+            ).exists(),
+        )
+        try:
+            _execute(state, mode)
+        except PaginationError as exc:
+            _finish(state, SyncRun.Status.PARTIAL, f"Stopped paging: {exc}")
+        except ProviderAuthError as exc:
+            integration_mark_needs_reauth(integration_id=integration_id, reason=str(exc))
+            _finish(state, SyncRun.Status.FAILED, f"{provider.explain(exc)}")
+            raise
+        except BudgetExhausted as exc:
+            run.retry_at = exc.retry_at
+            _finish(state, SyncRun.Status.DEFERRED, provider.explain(exc))
+            raise
+        except ProviderError as exc:
+            _finish(state, SyncRun.Status.FAILED, provider.explain(exc))
+            raise
+        except BaseException as exc:
+            _finish(state, SyncRun.Status.FAILED, f"{type(exc).__name__}: {exc}"[:2000])
+            raise
+    return run
+
+
+def _start(integration: Integration, entity: str, mode: str, *, exclusive: bool) -> SyncRun:
+    now = timezone.now()
+    with transaction.atomic():
+        running = SyncRun.objects.select_for_update().filter(
+            integration=integration, entity=entity, status=SyncRun.Status.RUNNING
+        )
+        for old in running:
+            # Holding the lock proves the old run's worker is gone; without session locks,
+            # only a heartbeat gone quiet does.
+            if not exclusive and old.heartbeat_at and old.heartbeat_at > now - _stale_after():
+                raise RunLocked(f"run {old.pk} of {entity} is still running")
+        _close_dead(running, now)
+        cursor_row, _ = SyncCursor.objects.get_or_create(integration=integration, entity=entity)
+        return SyncRun.objects.create(
+            integration=integration,
+            entity=entity,
+            mode=mode,
+            started_at=now,
+            heartbeat_at=now,
+            cursor_before=cursor_row.value or None,
+        )
+
+
+def _execute(state: _Run, mode: str) -> None:
+    cursor_row = SyncCursor.objects.get(integration=state.integration, entity=state.entity)
+    since = cursors.load((cursor_row.value or {}).get("since"))
+    asked = None
+    if mode == SyncRun.Mode.INCREMENTAL:
+        lookback = timedelta(seconds=state.provider.cursor_lookback_seconds)
+        asked = cursors.request_since(since, lookback)
+    for raws in state.provider.pages(state.entity, updated_since=asked):
+        _apply_page(state, raws, retrying_held=False)
+    _retry_held(state)
+    status = SyncRun.Status.SUCCESS
+    if state.seen is not None:
+        _sweep(state)
+    with transaction.atomic():
+        new_since = cursors.next_since(since, state.high_water, state.run.started_at)
+        value = {"since": cursors.dump(new_since)}
+        SyncCursor.objects.filter(pk=cursor_row.pk).update(value=value, updated_at=timezone.now())
+        state.run.cursor_after = value
+        state.run.refresh_from_db(fields=["failed_count", "held_count"])
+        if (
+            state.run.failed_count
+            or HeldRecord.objects.filter(
+                integration=state.integration, entity=state.entity
+            ).exists()
+        ):
+            status = SyncRun.Status.PARTIAL
+        _finish(state, status, _summary(state))
+        Integration.objects.filter(pk=state.integration.pk).update(
+            last_synced_at=state.run.finished_at
+        )
+
+
+def _summary(state: _Run) -> str:
+    parts = []
+    if state.run.failed_count:
+        parts.append(f"{state.run.failed_count} record(s) failed; see the sync errors.")
+    held = HeldRecord.objects.filter(integration=state.integration, entity=state.entity).count()
+    if held:
+        parts.append(f"{held} record(s) wait for their parent and will be retried.")
+    return " ".join(parts)
+
+
+def _finish(state: _Run, status: str, summary: str) -> None:
+    run = state.run
+    run.status = status
+    run.finished_at = timezone.now()
+    run.error_summary = summary[:4000]
+    run.save(
+        update_fields=[
+            "status",
+            "finished_at",
+            "error_summary",
+            "cursor_after",
+            "retry_at",
+            "swept",
+        ]
+    )
+    logger.info(
+        "sync run finished",
+        extra={
+            "integration_id": state.integration.pk,
+            "entity": state.entity,
+            "mode": run.mode,
+            "status": status,
+            "run_id": run.pk,
+        },
+    )
+
+
+def _apply_page(state: _Run, raws: list[dict], *, retrying_held: bool) -> WriteResult:
+    provider, entity = state.provider, state.entity
+    records: list[ExternalRecord] = []
+    origin: dict[int, dict] = {}
+    errors: list[tuple[str, dict, str]] = []
+    for raw in raws:
+        external_id = provider.record_id(entity, raw)
+        try:
+            mapped = unpack(provider.map_record(entity, raw))
+        except Exception as exc:  # a record we cannot map must not stop the run
+            errors.append((external_id, raw, f"Could not map: {type(exc).__name__}: {exc}"))
+            _see_unmapped(state, external_id)
+            continue
+        for record in mapped:
+            origin[id(record)] = raw
+            records.append(record)
+            _see(state, record)
+            state.high_water = cursors.high_water(state.high_water, record.remote_updated_at)
+    now = timezone.now()
+    with transaction.atomic():
+        result = write_records(state.integration.pk, records)
+        held = _hold(state, result, origin, now)
+        settled = {
+            r.external_id
+            for r in records
+            if r.external_id in result.settled.get(model_for(type(r)), ())
+        } - held
+        if (state.has_held or retrying_held) and settled:
+            HeldRecord.objects.filter(
+                integration=state.integration, entity=entity, external_id__in=settled
+            ).delete()
+        for record, reason in result.failed:
+            errors.append((record.external_id, origin.get(id(record), record.raw), reason))
+        if errors:
+            _record_errors(state, errors)
+        if state.has_errors and settled:
+            SyncError.objects.filter(
+                integration=state.integration,
+                entity=entity,
+                external_id__in=settled,
+                resolved_at__isnull=True,
+            ).update(resolved_at=now)
+        SyncRun.objects.filter(pk=state.run.pk).update(
+            fetched_count=F("fetched_count") + (0 if retrying_held else len(raws)),
+            created_count=F("created_count") + result.created,
+            updated_count=F("updated_count") + result.updated,
+            unchanged_count=F("unchanged_count") + result.unchanged,
+            deleted_count=F("deleted_count") + result.deleted,
+            failed_count=F("failed_count") + len(errors),
+            held_count=F("held_count") + (0 if retrying_held else len(held)),
+            pages_count=F("pages_count") + (0 if retrying_held else 1),
+            heartbeat_at=now,
+        )
+        SyncCursor.objects.filter(integration=state.integration, entity=entity).update(
+            value={
+                **(state.run.cursor_before or {}),
+                "progress": {
+                    "run": state.run.pk,
+                    "high_water": cursors.dump(state.high_water),
+                },
+            },
+            updated_at=now,
+        )
+    return result
+
+
+def _see(state: _Run, record: ExternalRecord) -> None:
+    if state.seen is None:
+        return
+    state.seen.add(model_for(type(record)), record.external_id)
+    if isinstance(record, ExternalQuote) and record.line_items is not None:
+        for item in record.line_items:
+            state.seen.add(QuoteLineItem, item.external_id)
+    if isinstance(record, ExternalJobMaterial) and record.quote_external_id:
+        state.seen.add(QuoteLineItem, record.external_id)
+
+
+def _see_unmapped(state: _Run, external_id: str) -> None:
+    """A record we could not map still exists at the provider: never sweep it away."""
+    if state.seen is None or not external_id:
+        return
+    for record_type in state.provider.record_types(state.entity):
+        state.seen.add(model_for(record_type), external_id)
+
+
+def _hold(state: _Run, result: WriteResult, origin: dict[int, dict], now: datetime) -> set[str]:
+    held: dict[str, tuple[dict, str]] = {}
+    for record, reason in result.held:
+        raw = origin.get(id(record))
+        if raw is not None:  # embedded or derived items wait with their parent's record
+            held[record.external_id] = (raw, reason)
+    if not held:
+        return set()
+    HeldRecord.objects.bulk_create(
+        [
+            HeldRecord(
+                integration=state.integration,
+                entity=state.entity,
+                external_id=external_id,
+                raw=raw,
+                waiting_for=reason[:255],
+            )
+            for external_id, (raw, reason) in held.items()
+        ],
+        update_conflicts=True,
+        unique_fields=["integration", "entity", "external_id"],
+        update_fields=["raw", "waiting_for", "updated_at"],
+    )
+    state.has_held = True
+    return set(held)
+
+
+def _record_errors(state: _Run, errors: list[tuple[str, dict, str]]) -> None:
+    SyncError.objects.bulk_create(
+        [
+            SyncError(
+                run=state.run,
+                integration=state.integration,
+                entity=state.entity,
+                external_id=external_id[:255],
+                payload_excerpt=str(raw)[:2000],
+                message=message[:4000],
+            )
+            for external_id, raw, message in errors
+        ]
+    )
+    state.has_errors = True
+
+
+def _retry_held(state: _Run) -> None:
+    """Give held records another chance now that this run has brought their parents."""
+    if not state.has_held:
+        return
+    last_id = 0
+    while True:
+        chunk = list(
+            HeldRecord.objects.filter(
+                integration=state.integration, entity=state.entity, id__gt=last_id
+            ).order_by("id")[:HELD_CHUNK]
+        )
+        if not chunk:
+            return
+        last_id = chunk[-1].id
+        _apply_page(state, [h.raw for h in chunk], retrying_held=True)
+        still = HeldRecord.objects.filter(id__in=[h.id for h in chunk])
+        still.update(attempts=F("attempts") + 1)
+        overdue = list(still.filter(attempts=HELD_REPORT_AFTER))
+        if overdue:
+            _record_errors(
+                state,
+                [
+                    (
+                        h.external_id,
+                        h.raw,
+                        f"Still waiting for {h.waiting_for} after "
+                        f"{h.attempts} runs; kept and retried on every run.",
+                    )
+                    for h in overdue
+                ],
+            )
+
+
+def _sweep(state: _Run) -> None:
+    """Mark deleted every live local row of this entity the complete full run did not see."""
+    seen_ids = state.seen or SeenIds()
+    deleted = 0
+    now = timezone.now()
+    for record_type in state.provider.record_types(state.entity):
+        model = model_for(record_type)
+        seen = seen_ids.sorted_for(model)
+        gone: list[int] = []
+        rows = (
+            model.objects.filter(integration=state.integration, remote_deleted_at__isnull=True)
+            .values_list("id", "external_id")
+            .iterator(chunk_size=5000)
+        )
+        for pk, external_id in rows:
+            digest = _digest64(external_id)
+            index = bisect_left(seen, digest)
+            if index == len(seen) or seen[index] != digest:
+                gone.append(pk)
+        for start in range(0, len(gone), SWEEP_CHUNK):
+            with transaction.atomic():
+                deleted += model.objects.filter(
+                    id__in=gone[start : start + SWEEP_CHUNK], remote_deleted_at__isnull=True
+                ).update(remote_deleted_at=now, updated_at=now)
+    SyncRun.objects.filter(pk=state.run.pk).update(deleted_count=F("deleted_count") + deleted)
+    state.run.swept = True
+
+
+def sync_integration(
+    *, integration_id: int, mode: str, entities: list[str] | None = None
+) -> list[SyncRun]:
+    """Every entity of the integration, in the provider's dependency order. A locked entity is
+    skipped; auth and budget errors stop the pass (the budget error carries the entities
+    still to run)."""
+    integration = Integration.objects.select_related("company").get(pk=integration_id)
+    order = provider_for(integration).entities
+    todo = [e for e in order if entities is None or e in entities]
+    runs: list[SyncRun] = []
+    for index, entity in enumerate(todo):
+        try:
+            runs.append(sync_entity(integration_id=integration_id, entity=entity, mode=mode))
+        except RunLocked:
+            logger.info(
+                "sync skipped: already running",
+                extra={"integration_id": integration_id, "entity": entity},
+            )
+        except BudgetExhausted as exc:
+            exc.remaining_entities = todo[index:]  # type: ignore[attr-defined]
+            raise
+        except ProviderAuthError:
+            raise
+        except ProviderError:
+            logger.warning(
+                "sync of one entity failed; going on with the next",
+                extra={"integration_id": integration_id, "entity": entity},
+            )
+    return runs
+
+
+def sync_record(*, integration_id: int, entity: str, external_id: str) -> SyncRun:
+    """Re-fetch one record (a webhook named it) and apply it; a record the provider no longer
+    has is marked deleted. Runs beside full and incremental runs: the writers skip a copy
+    older than the stored one, so neither can undo the other."""
+    integration = Integration.objects.select_related("company").get(pk=integration_id)
+    if not integration.enabled or integration.status != Integration.Status.ACTIVE:
+        raise IntegrationUnavailable(f"integration {integration_id} is {integration.status}")
+    provider = provider_for(integration)
+    if entity not in provider.entities:
+        raise ValueError(f"{provider.name} does not sync {entity!r}")
+    now = timezone.now()
+    run = SyncRun.objects.create(
+        integration=integration,
+        entity=entity,
+        mode=SyncRun.Mode.WEBHOOK,
+        started_at=now,
+        heartbeat_at=now,
+    )
+    state = _Run(
+        integration=integration,
+        provider=provider,
+        entity=entity,
+        run=run,
+        seen=None,
+        has_held=True,
+        has_errors=True,
+    )
+    try:
+        raw = provider.fetch_record(entity, external_id)
+        if raw is None:
+            deleted = 0
+            for record_type in provider.record_types(entity):
+                deleted += (
+                    model_for(record_type)
+                    .objects.filter(
+                        integration=integration,
+                        external_id=external_id,
+                        remote_deleted_at__isnull=True,
+                    )
+                    .update(remote_deleted_at=now, updated_at=now)
+                )
+            SyncRun.objects.filter(pk=run.pk).update(deleted_count=deleted)
+        else:
+            _apply_page(state, [raw], retrying_held=False)
+    except ProviderAuthError as exc:
+        integration_mark_needs_reauth(integration_id=integration_id, reason=str(exc))
+        _finish(state, SyncRun.Status.FAILED, provider.explain(exc))
+        raise
+    except ProviderError as exc:
+        _finish(state, SyncRun.Status.FAILED, provider.explain(exc))
+        raise
+    except BaseException as exc:
+        _finish(state, SyncRun.Status.FAILED, f"{type(exc).__name__}: {exc}"[:2000])
+        raise
+    run.refresh_from_db(fields=["failed_count", "held_count"])
+    failed = run.failed_count or run.held_count
+    _finish(state, SyncRun.Status.PARTIAL if failed else SyncRun.Status.SUCCESS, _summary(state))
+    return run

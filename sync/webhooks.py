@@ -1,0 +1,179 @@
+"""Webhook endpoint and processing: `/webhooks/<provider>/<integration id>/[<token>/]`.
+
+The view verifies the delivery with the provider's handler (`integrations.webhooks`), stores
+each event once (unique on the provider's event id, so a redelivery is a no-op), queues the
+re-fetch when the transaction commits and answers at once: no provider call happens in the
+request. A bad signature or token gets 400 and a warning in the log; an event we do not sync
+is stored as ignored and acknowledged; a subscription challenge gets its answer.
+
+Secrets, a list so they can be rotated: the integration's `webhook_secrets` credential (for
+ServiceM8 and ServiceTitan, the secret path token; for HubSpot and Jobber, the app's client
+secret when it is per integration), then the app-level settings the handler names
+(`<PROVIDER>_<NAME>` env vars).
+"""
+
+from __future__ import annotations
+
+import logging
+
+from django.db import transaction
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.utils import timezone
+from django.utils.decorators import method_decorator
+from django.views import View
+from django.views.decorators.csrf import csrf_exempt
+
+from config.celery import app as celery_app
+from integrations.exceptions import UnknownProvider
+from integrations.models import Integration
+from integrations.webhooks import (
+    WebhookChallenge,
+    WebhookFailure,
+    WebhookHandler,
+    WebhookNotice,
+    WebhookRequest,
+    WebhookVerificationError,
+    webhook_handler,
+)
+from sync.models import WebhookEvent
+
+logger = logging.getLogger("sync.webhooks")
+
+PROCESS_TASK = "sync.process_webhook_event"
+
+
+def integration_webhook_secrets(
+    *, integration: Integration, handler: type[WebhookHandler]
+) -> list[str]:
+    own = (integration.credentials or {}).get("webhook_secrets") or []
+    if isinstance(own, str):
+        own = [own]
+    return [s for s in own if isinstance(s, str) and s] + handler.app_secrets()
+
+
+def webhook_events_record(
+    *, integration: Integration, notices: list[WebhookNotice]
+) -> list[WebhookEvent]:
+    """Store each notice once; queue processing for the new ones when the caller commits."""
+    created_events = []
+    for notice in notices:
+        ignored = ""
+        if not notice.entity or not notice.external_id:
+            ignored = "Not an event we sync; stored and acknowledged."
+        elif (
+            notice.account_id
+            and integration.external_account_id
+            and notice.account_id != integration.external_account_id
+        ):
+            ignored = f"Event for account {notice.account_id}, not this integration's."
+        event, created = WebhookEvent.objects.get_or_create(
+            provider=integration.provider,
+            external_event_id=notice.event_id[:255],
+            defaults={
+                "integration": integration,
+                "event_type": notice.event_type[:120],
+                "verification": WebhookEvent.Verification.VALID,
+                "status": WebhookEvent.Status.IGNORED if ignored else WebhookEvent.Status.RECEIVED,
+                "error": ignored,
+                "payload": {
+                    "entity": notice.entity,
+                    "external_id": notice.external_id,
+                    "occurred_at": notice.occurred_at.isoformat() if notice.occurred_at else None,
+                    "account_id": notice.account_id,
+                    "raw": dict(notice.raw),
+                },
+            },
+        )
+        if created:
+            created_events.append(event)
+            if not ignored:
+                transaction.on_commit(lambda event_id=event.pk: _queue(event_id), robust=True)
+    return created_events
+
+
+def _queue(event_id: int) -> None:
+    celery_app.send_task(PROCESS_TASK, args=[event_id], retry=False)
+
+
+def webhook_event_process(*, event_id: int) -> str:
+    """Re-fetch the record the event names. Idempotent: an event already processed (the task
+    was delivered twice) is left alone."""
+    from sync.engine import IntegrationUnavailable, sync_record
+
+    with transaction.atomic():
+        event = WebhookEvent.objects.select_for_update().get(pk=event_id)
+        if event.status != WebhookEvent.Status.RECEIVED:
+            return event.status
+    payload = event.payload or {}
+    try:
+        run = sync_record(
+            integration_id=event.integration_id,
+            entity=payload.get("entity", ""),
+            external_id=payload.get("external_id", ""),
+        )
+    except (IntegrationUnavailable, ValueError, UnknownProvider) as exc:
+        _mark(event, WebhookEvent.Status.IGNORED, str(exc))
+        return WebhookEvent.Status.IGNORED
+    except Exception as exc:
+        _mark(event, WebhookEvent.Status.RECEIVED, f"{type(exc).__name__}: {exc}")
+        raise
+    _mark(event, WebhookEvent.Status.PROCESSED, run.error_summary)
+    return WebhookEvent.Status.PROCESSED
+
+
+def _mark(event: WebhookEvent, status: str, error: str) -> None:
+    WebhookEvent.objects.filter(pk=event.pk).update(
+        status=status,
+        error=error[:4000],
+        processed_at=timezone.now() if status != WebhookEvent.Status.RECEIVED else None,
+        updated_at=timezone.now(),
+    )
+
+
+@method_decorator(csrf_exempt, name="dispatch")
+class WebhookView(View):
+    http_method_names = ["post", "head", "options"]
+
+    def post(
+        self, request: HttpRequest, provider: str, integration_id: int, token: str = ""
+    ) -> HttpResponse:
+        try:
+            handler_class = webhook_handler(provider)
+        except UnknownProvider:
+            raise Http404("No such provider.") from None
+        integration = Integration.objects.filter(pk=integration_id, provider=provider).first()
+        if integration is None:
+            raise Http404("No such integration.")
+        incoming = WebhookRequest(
+            method=request.method or "POST",
+            url=request.build_absolute_uri(),
+            headers=dict(request.headers),
+            body=request.body,
+            content_type=request.content_type or "",
+            path_token=token,
+        )
+        secrets = integration_webhook_secrets(integration=integration, handler=handler_class)
+        try:
+            notices = handler_class().receive(incoming, secrets)
+        except WebhookChallenge as challenge:
+            return HttpResponse(challenge.response_body, content_type="text/plain")
+        except WebhookVerificationError as exc:
+            logger.warning(
+                "webhook refused",
+                extra={
+                    "provider": provider,
+                    "integration_id": integration_id,
+                    "reason": exc.reason,
+                    "code": str(exc.code),
+                    "missing": exc.code == WebhookFailure.MISSING,
+                },
+            )
+            return JsonResponse({"error": exc.reason}, status=400)
+        except ValueError as exc:
+            logger.warning(
+                "webhook body refused",
+                extra={"provider": provider, "integration_id": integration_id, "reason": str(exc)},
+            )
+            return JsonResponse({"error": f"Malformed webhook body: {exc}"[:300]}, status=400)
+        created = webhook_events_record(integration=integration, notices=notices)
+        return JsonResponse({"received": len(notices), "new": len(created)})
