@@ -56,68 +56,93 @@ def _database_url_for(settings_dict: dict) -> str:
     return f"postgres://{auth}{host}:{port}/{settings_dict['NAME']}"
 
 
-@pytest.fixture(scope="session")
-def celery_worker_queue(django_db_setup, django_db_blocker):
-    """A real Celery worker process on the Redis broker, reading the test database, consuming a
-    queue of its own (so a stray worker elsewhere can never take the test's messages)."""
-    from django.conf import settings
+class Worker:
+    """A real Celery worker process (solo pool) on the Redis broker, reading the test database."""
+
+    def __init__(self, queues: list[str], name: str, extra_env: dict | None = None) -> None:
+        from django.conf import settings
+
+        self.name = f"{name}@{os.uname().nodename}"
+        env = {
+            **os.environ,
+            "DJANGO_SETTINGS_MODULE": "config.settings.test",
+            "DATABASE_URL": _database_url_for(settings.DATABASES["default"]),
+            "REDIS_URL": os.environ["REDIS_URL"],
+            **(extra_env or {}),
+        }
+        self.log_path = ROOT / "var" / f"celery-{name}.log"
+        self._log = open(self.log_path, "w")  # noqa: SIM115 - closed in stop()
+        self.proc = subprocess.Popen(  # noqa: S603 - our own interpreter and arguments
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "config",
+                "worker",
+                "-Q",
+                ",".join(queues),
+                "--pool=solo",
+                "--without-gossip",
+                "--without-mingle",
+                "-l",
+                "info",
+                "-n",
+                f"{name}@%h",
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+        )
+
+    def wait_ready(self, timeout: float = 60) -> "Worker":
+        from config.celery import app
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"worker exited early; see {self.log_path}")
+            if app.control.ping(destination=[self.name], timeout=1):
+                return self
+        self.stop()
+        raise RuntimeError(f"worker did not answer within {timeout} s; see {self.log_path}")
+
+    def kill(self) -> None:
+        """SIGKILL: no clean-up, no acknowledgement, as when a machine dies."""
+        self.proc.kill()
+        self.proc.wait(timeout=20)
+        self._log.close()
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+        self._log.close()
+
+
+def require_worker_services() -> None:
     from django.db import connection
 
-    redis_url = os.environ.get("REDIS_URL")
     require_service(
-        None if redis_url else "REDIS_URL is not set: no Redis broker for a real worker"
+        None if os.environ.get("REDIS_URL") else "REDIS_URL is not set: no Redis broker"
     )
     require_service(
         None
         if connection.vendor == "postgresql"
         else "DATABASE_URL is not PostgreSQL: a worker process cannot share the in-memory test DB"
     )
-    queue = f"test-{uuid.uuid4().hex[:8]}"
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "config.settings.test",
-        "DATABASE_URL": _database_url_for(settings.DATABASES["default"]),
-        "REDIS_URL": redis_url,
-    }
-    log = open(ROOT / "var" / f"celery-{queue}.log", "w")  # noqa: SIM115 - closed below
-    proc = subprocess.Popen(  # noqa: S603 - our own interpreter and arguments
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "config",
-            "worker",
-            "-Q",
-            queue,
-            "--pool=solo",
-            "--without-gossip",
-            "--without-mingle",
-            "-l",
-            "info",
-            "-n",
-            f"{queue}@%h",
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    from config.celery import app
 
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"worker exited early; see {log.name}")
-        if app.control.ping(destination=[f"{queue}@{os.uname().nodename}"], timeout=1):
-            break
-    else:
-        proc.terminate()
-        raise RuntimeError(f"worker did not answer within 60 s; see {log.name}")
+
+@pytest.fixture(scope="session")
+def celery_worker_queue(django_db_setup, django_db_blocker):
+    """A real Celery worker consuming a queue of its own (so a stray worker elsewhere can never
+    take the test's messages)."""
+    require_worker_services()
+    queue = f"test-{uuid.uuid4().hex[:8]}"
+    worker = Worker([queue], queue).wait_ready()
     yield queue
-    proc.terminate()
-    try:
-        proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-    log.close()
+    worker.stop()

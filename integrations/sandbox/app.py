@@ -14,9 +14,11 @@
 Every request is classified by its endpoint ``kind``:
 
 ``api``
-    A provider REST call. Counted in ``stats`` (total, per path template, per status), and
-    subject to the fault injector *before* normal handling (queue first, then random faults).
-    Auth and rate limiting are the provider handler's job because they differ per provider.
+    A provider REST call, read or write. Counted in ``stats`` (total, per path template, per
+    status; writes also per concrete path), and subject to the fault injector *before* normal
+    handling (queue first, then random faults), except ``apply_then_error`` faults, which let
+    the request be handled (a write applied) and then replace the answer with an error. Auth and
+    rate limiting are the provider handler's job because they differ per provider.
 ``token``
     An OAuth endpoint (authorize / token). Counted as token requests and grants; never subject
     to faults or rate limits (both providers document their limits for the REST APIs only).
@@ -36,6 +38,7 @@ from collections import Counter, deque
 from collections.abc import Callable, Hashable, Iterable, Sequence
 from copy import deepcopy
 from dataclasses import dataclass, field
+from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any, ClassVar
 from urllib.parse import unquote_plus
@@ -50,6 +53,8 @@ logger = logging.getLogger(__name__)
 
 # Size cap when a fault corrupts a streamed body: only this much is buffered, then cut.
 _MALFORMED_BUFFER_BYTES = 1 << 20
+# HTTP methods that count as writes (stats ``writes_*``, fault ``method: "WRITE"``).
+WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
 # --- responses -----------------------------------------------------------------------------------
@@ -198,11 +203,19 @@ class Stats:
     """Thread-safe counters, reported by ``GET /_sandbox/stats``.
 
     Per provider: ``requests_total`` (every ``api`` request, including ones answered by a fault,
-    a 401 or a 429), ``requests_by_path`` ("GET /servicem8/api_1.0/company.json"),
-    ``responses_by_status``, ``token_requests``, ``token_grants`` (by grant_type),
-    ``token_errors`` (by OAuth error code), ``refresh_token_rejections``, ``rate_limited``
-    (429s by reason: per_minute/per_day/per_second/fault), ``faults_injected`` (by kind) and
+    a 401 or a 429), ``requests_by_path`` ("GET /servicem8/api_1.0/company.json"; ids stay
+    templated: "POST /servicem8/api_1.0/job/{uuid}.json"), ``responses_by_status``,
+    ``token_requests``, ``token_grants`` (by grant_type), ``token_errors`` (by OAuth error
+    code), ``refresh_token_rejections``, ``rate_limited`` (429s by reason:
+    per_minute/per_day/per_second/fault), ``faults_injected`` (by kind) and
     ``requests_last_minute`` (per account, authenticated requests in the last 60 s).
+
+    Writes (``api`` requests with method POST/PUT/PATCH/DELETE): ``writes_total`` (every write
+    request, whatever its answer), ``writes_by_path`` (per method and *concrete* path, e.g.
+    "POST /servicem8/api_1.0/job/0b6f…e2.json", so one record's updates can be counted) and
+    ``writes_applied`` (per "object/id": writes that actually changed the stored record,
+    including ones answered by an ``apply_then_error`` fault; refused and no-op writes are not
+    counted). "The provider was changed exactly once" is ``writes_applied["job/<uuid>"] == 1``.
     """
 
     def __init__(self, providers: Sequence[str]) -> None:
@@ -216,6 +229,9 @@ class Stats:
                 p: {
                     "requests_total": 0,
                     "requests_by_path": Counter(),
+                    "writes_total": 0,
+                    "writes_by_path": Counter(),
+                    "writes_applied": Counter(),
                     "responses_by_status": Counter(),
                     "token_requests": 0,
                     "token_grants": Counter(),
@@ -236,11 +252,21 @@ class Stats:
             else:
                 bucket[name][key] += n
 
-    def api_request(self, provider: str, path_template: str) -> None:
+    def api_request(
+        self, provider: str, path_template: str, method: str = "GET", path: str = ""
+    ) -> None:
+        """Count one API request; ``path_template`` is "METHOD /templated/path"."""
         with self._lock:
             bucket = self._counts[provider]
             bucket["requests_total"] += 1
             bucket["requests_by_path"][path_template] += 1
+            if method in WRITE_METHODS:
+                bucket["writes_total"] += 1
+                bucket["writes_by_path"][f"{method} {path}"] += 1
+
+    def write_applied(self, provider: str, record_key: str) -> None:
+        """A write changed the stored record ``record_key`` ("object/id")."""
+        self._bump(provider, "writes_applied", record_key)
 
     def account_request(self, provider: str, account: str) -> None:
         """Attribute an authenticated API request to an account (for requests_last_minute)."""
@@ -364,17 +390,33 @@ _FAULT_DEFAULTS: dict[str, Any] = {
     "timeout_rate": 0.0,
     "timeout_seconds": 30.0,
     "malformed_rate": 0.0,
+    "apply_then_error_rate": 0.0,
     "truncate_pages": False,
     "mutate_during_sync": False,
     "queue": [],
     "seed": 0,
 }
-_QUEUE_ITEM_KEYS = {"status", "retry_after", "body", "headers", "malformed", "delay_seconds"}
+_QUEUE_ITEM_KEYS = {
+    "status",
+    "retry_after",
+    "body",
+    "headers",
+    "malformed",
+    "delay_seconds",
+    "apply_then_error",
+    "method",
+    "path",
+}
+_QUEUE_METHODS = {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "WRITE"}
 
 
 @dataclass
 class FaultAction:
-    """What the injector decided for one request: sleep, then an error or a corrupted body."""
+    """What the injector decided for one request: sleep, then an error or a corrupted body.
+
+    ``apply_first``: handle the request normally first (a write is applied), then sleep and
+    answer with ``status`` instead of the real response.
+    """
 
     delay_seconds: float = 0.0
     status: int | None = None
@@ -382,6 +424,7 @@ class FaultAction:
     body: Any = None
     headers: dict[str, str] = field(default_factory=dict)
     malformed: bool = False
+    apply_first: bool = False
     kinds: list[str] = field(default_factory=list)
 
 
@@ -398,6 +441,17 @@ class FaultInjector:
         integer ``Retry-After``), ``body``, ``headers``, ``malformed`` (handle normally, then
         corrupt the body), ``delay_seconds`` (sleep first; alone it just delays a normal
         response).
+
+        ``apply_then_error`` (bool): handle the request normally first, so a write **is
+        applied**, then sleep ``delay_seconds`` and answer with ``status`` (default 500)
+        instead of the real response. This is the "provider changed, client saw a failure"
+        case that exactly-once delivery must survive; with a ``delay_seconds`` longer than the
+        client's timeout it is "applied, then the client timed out".
+
+        Filters (optional): ``method`` ("POST", "DELETE", …, or "WRITE" for any of
+        POST/PUT/PATCH/DELETE) and ``path`` (an ``fnmatch`` pattern on the request path, e.g.
+        ``"/servicem8/api_1.0/job/*.json"``). A request consumes the *first* entry whose filters
+        match it; entries that do not match stay queued.
     ``latency_ms``
         Added to every matching request.
     ``timeout_rate`` / ``timeout_seconds``
@@ -405,6 +459,9 @@ class FaultInjector:
         whose timeout is shorter sees a timeout, a patient one a slow success.
     ``error_rate`` / ``error_statuses``
         With that probability, answer with a status drawn from the list.
+    ``apply_then_error_rate``
+        Otherwise, for writes only, with that probability: ``apply_then_error`` with a status
+        drawn from ``error_statuses``.
     ``malformed_rate``
         Otherwise, with that probability, cut the body in half (invalid JSON, status kept).
     ``truncate_pages``, ``mutate_during_sync``
@@ -436,7 +493,7 @@ class FaultInjector:
         cfg.update(raw)
         if cfg["provider"] is not None and cfg["provider"] not in providers:
             raise ValueError(f"provider must be null or one of {list(providers)}")
-        for key in ("error_rate", "timeout_rate", "malformed_rate"):
+        for key in ("error_rate", "timeout_rate", "malformed_rate", "apply_then_error_rate"):
             cfg[key] = _number(key, cfg[key], 0, 1)
         cfg["latency_ms"] = _number("latency_ms", cfg["latency_ms"], 0, 600_000)
         cfg["timeout_seconds"] = _number("timeout_seconds", cfg["timeout_seconds"], 0, 3600)
@@ -476,7 +533,7 @@ class FaultInjector:
         with self._lock:
             return self._matches(provider) and bool(self._config[name])
 
-    def next_action(self, provider: str) -> FaultAction | None:
+    def next_action(self, provider: str, method: str = "GET", path: str = "") -> FaultAction | None:
         """Decide the fault (if any) for the next API request of ``provider``."""
         with self._lock:
             if not self._matches(provider):
@@ -485,8 +542,8 @@ class FaultInjector:
             action = FaultAction(delay_seconds=cfg["latency_ms"] / 1000.0)
             if cfg["latency_ms"]:
                 action.kinds.append("latency")
-            if self._queue:
-                item = self._queue.popleft()
+            item = self._take_queued(method, path)
+            if item is not None:
                 action.delay_seconds += float(item.get("delay_seconds", 0))
                 action.status = item.get("status")
                 action.retry_after = item.get("retry_after")
@@ -494,6 +551,10 @@ class FaultInjector:
                 action.headers = dict(item.get("headers") or {})
                 action.malformed = bool(item.get("malformed", False))
                 action.kinds.append("queue")
+                if item.get("apply_then_error"):
+                    action.apply_first = True
+                    action.status = action.status or 500
+                    action.kinds.append("apply_then_error")
                 return action
             rng = self._rng
             if cfg["timeout_rate"] and rng.random() < cfg["timeout_rate"]:
@@ -502,10 +563,33 @@ class FaultInjector:
             if cfg["error_rate"] and rng.random() < cfg["error_rate"]:
                 action.status = rng.choice(cfg["error_statuses"])
                 action.kinds.append("error")
+            elif (
+                cfg["apply_then_error_rate"]
+                and method in WRITE_METHODS
+                and rng.random() < cfg["apply_then_error_rate"]
+            ):
+                action.status = rng.choice(cfg["error_statuses"])
+                action.apply_first = True
+                action.kinds.append("apply_then_error")
             elif cfg["malformed_rate"] and rng.random() < cfg["malformed_rate"]:
                 action.malformed = True
                 action.kinds.append("malformed")
             return action if action.kinds else None
+
+    def _take_queued(self, method: str, path: str) -> dict[str, Any] | None:
+        """Remove and return the first queue entry whose filters match (lock held)."""
+        for i, item in enumerate(self._queue):
+            wanted = (item.get("method") or "").upper()
+            if wanted == "WRITE" and method not in WRITE_METHODS:
+                continue
+            if wanted not in ("", "WRITE") and method != wanted:
+                continue
+            pattern = item.get("path")
+            if pattern is not None and not fnmatchcase(path, pattern):
+                continue
+            del self._queue[i]
+            return item
+        return None
 
 
 def _number(name: str, value: Any, lo: float, hi: float) -> float:
@@ -528,8 +612,14 @@ def _validate_queue_item(i: int, item: Any) -> None:
             _number(f"queue[{i}].{key}", item[key], 0, 3600)
     if "headers" in item and not isinstance(item["headers"], dict):
         raise ValueError(f"queue[{i}].headers must be an object")
-    if "malformed" in item and not isinstance(item["malformed"], bool):
-        raise ValueError(f"queue[{i}].malformed must be a boolean")
+    for key in ("malformed", "apply_then_error"):
+        if key in item and not isinstance(item[key], bool):
+            raise ValueError(f"queue[{i}].{key} must be a boolean")
+    method = item.get("method")
+    if method is not None and (not isinstance(method, str) or method.upper() not in _QUEUE_METHODS):
+        raise ValueError(f"queue[{i}].method must be one of {sorted(_QUEUE_METHODS)}")
+    if "path" in item and not isinstance(item["path"], str):
+        raise ValueError(f"queue[{i}].path must be a string (an fnmatch pattern)")
 
 
 def malformed(response: Response) -> Response:
@@ -699,31 +789,46 @@ class SandboxApp:
 
     def _api(self, request: Request, endpoint: Endpoint, values: dict[str, Any]) -> Response:
         provider = endpoint.provider
-        api = self.providers[provider]
-        self.stats.api_request(provider, f"{request.method} {endpoint.path_template(values)}")
-        action = self.faults.next_action(provider)
-        if action is not None:
+        method = request.method
+        self.stats.api_request(
+            provider, f"{method} {endpoint.path_template(values)}", method, request.path
+        )
+        action = self.faults.next_action(provider, method, request.path)
+        if action is None:
+            response = endpoint.handler(request, **values)
+        else:
             for kind in action.kinds:
                 self.stats.fault(provider, kind)
-            if action.delay_seconds:
-                time.sleep(action.delay_seconds)
-        if action is not None and action.status is not None:
-            headers = dict(action.headers)
-            if action.retry_after is not None:
-                # Retry-After is integer seconds (RFC 9110 §10.2.3); round up, never to 0.
-                headers["Retry-After"] = str(max(1, math.ceil(action.retry_after)))
-            if action.status == 429:
-                self.stats.rate_limited(provider, "fault")
-            if action.body is not None:
-                response = json_response(action.body, status=action.status, headers=headers)
+            if action.apply_first:
+                # Handle for real (the write is applied), then answer as if it had failed.
+                endpoint.handler(request, **values).close()
+                if action.delay_seconds:
+                    time.sleep(action.delay_seconds)
+                response = self._fault_response(provider, action)
             else:
-                response = api.error_response(action.status, headers=headers)
-        else:
-            response = endpoint.handler(request, **values)
-        if action is not None and action.malformed:
-            response = malformed(response)
+                if action.delay_seconds:
+                    time.sleep(action.delay_seconds)
+                if action.status is not None:
+                    response = self._fault_response(provider, action)
+                else:
+                    response = endpoint.handler(request, **values)
+            if action.malformed:
+                response = malformed(response)
         self.stats.response(provider, response.status_code)
         return response
+
+    def _fault_response(self, provider: str, action: FaultAction) -> Response:
+        """The error answer of a fault: its body, or the provider's error shape for the status."""
+        status = action.status or 500
+        headers = dict(action.headers)
+        if action.retry_after is not None:
+            # Retry-After is integer seconds (RFC 9110 §10.2.3); round up, never to 0.
+            headers["Retry-After"] = str(max(1, math.ceil(action.retry_after)))
+        if status == 429:
+            self.stats.rate_limited(provider, "fault")
+        if action.body is not None:
+            return json_response(action.body, status=status, headers=headers)
+        return self.providers[provider].error_response(status, headers=headers)
 
     def _unrouted(self, request: Request, exc: HTTPException) -> Response:
         status = exc.code or 404

@@ -21,6 +21,27 @@
 
 Record endpoints act on the provider's standard account (ServiceM8 account uuid, ServiceTitan
 tenant id) unless ``?account=`` names another one.
+
+Faults (``POST /_sandbox/faults``; full reference in ``app.FaultInjector``) apply to provider
+reads *and* writes. Queue entries are consumed one per matching API request and may be narrowed
+with ``method`` ("POST", "DELETE", … or "WRITE") and ``path`` (an fnmatch pattern)::
+
+    {"queue": [{"status": 500, "method": "POST"}]}        # next POST fails, nothing applied
+    {"queue": [{"status": 429, "method": "WRITE"}]}       # next write is rate limited once
+    {"queue": [{"apply_then_error": true, "status": 500,  # next job update IS applied,
+                "method": "POST",                         # but the client gets a 500
+                "path": "/servicem8/api_1.0/job/*.json"}]}
+
+``apply_then_error`` is the fault for exactly-once tests: the request is handled normally (the
+write reaches the store and counts in ``writes_applied``), then the answer is replaced by
+``status`` (default 500; ``body``/``headers``/``retry_after`` as for other entries). With
+``delay_seconds`` the sleep comes *after* the write, so a client timeout shorter than it also
+leaves the write applied. ``apply_then_error_rate`` does the same at random, for writes only.
+
+Stats (``GET /_sandbox/stats``, see ``app.Stats``) count writes per provider: ``writes_total``,
+``writes_by_path`` ("POST /servicem8/api_1.0/job/<uuid>.json": n, concrete ids) and
+``writes_applied`` ("job/<uuid>": number of writes that changed that record). Templated counts
+per method stay in ``requests_by_path`` ("POST /servicem8/api_1.0/job/{uuid}.json": n).
 """
 
 from __future__ import annotations

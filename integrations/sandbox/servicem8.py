@@ -1,4 +1,4 @@
-"""ServiceM8 emulation: REST api_1.0 listing/get, vendor, OAuth 2.0 authorization-code flow.
+"""ServiceM8 emulation: REST api_1.0 reads and writes, vendor, OAuth 2.0 authorization-code flow.
 
 Written from the official OpenAPI file (``shared/provider-specs/servicem8/
 servicem8-api_1.0.openapi.json``, "the spec") and the developer docs cited inline; NOTES.md §1
@@ -8,19 +8,25 @@ URLs (sandbox root + path; the real host is https://api.servicem8.com):
 
 - ``GET /servicem8/api_1.0/{object}.json``  list (``cursor`` paging, ``$filter``)
 - ``GET /servicem8/api_1.0/{object}/{uuid}.json``  one record
+- ``POST /servicem8/api_1.0/{object}.json``  create (200 ``Result`` + ``x-record-uuid``)
+- ``POST /servicem8/api_1.0/{object}/{uuid}.json``  partial update
+- ``DELETE /servicem8/api_1.0/{object}/{uuid}.json``  soft delete (``active`` 0)
 - ``GET /servicem8/oauth/authorize``  auto-approves, 302 to ``redirect_uri?code=…&state=…``
 - ``POST /servicem8/oauth/access_token``  ``authorization_code`` / ``refresh_token`` grants
 
 Emulated objects are listed in ``OBJECTS``: ``company``, ``companycontact``, ``staff``, ``job``
 (quotes are jobs with status ``Quote``), ``jobmaterial``, ``jobactivity``, ``material``,
-``category``, ``taxrate`` and ``vendor``; adding one is an ``ObjectSpec`` with its read scopes and
-field defaults, plus seed data. Every object lists and pages through the same generic
-``{object}.json`` machinery. Field names and types are the spec's (``components.schemas``):
-flags the spec types as strings (``is_primary_contact``, ``activity_was_scheduled``, …) are
-``"0"``/``"1"``, money is a 2-decimal string (``"120.00"``), unset dates are
-``0000-00-00 00:00:00`` (NOTES.md §1 "Gotchas"). Reference fields the spec declares with
-``format: uuid`` are **omitted** when they have no value, since ``""`` would not validate against
-the spec (the real API may send ``""``; clients should accept both).
+``category``, ``taxrate``, ``vendor``, ``note`` and ``jobcontact``; adding one is an ``ObjectSpec``
+with its read scopes and field defaults, plus seed data. Every object lists and pages through the
+same generic ``{object}.json`` machinery. ``job``, ``jobmaterial``, ``note``, ``jobcontact``,
+``company``, ``companycontact`` and ``jobactivity`` are also writable: their request schemas, write
+scopes, validation rules and the job status workflow are in ``servicem8_writes.py``; writes share
+the reads' auth, rate limits, faults and stats. Field names and types are the spec's
+(``components.schemas``): flags the spec types as strings (``is_primary_contact``,
+``activity_was_scheduled``, …) are ``"0"``/``"1"``, money is a 2-decimal string (``"120.00"``),
+unset dates are ``0000-00-00 00:00:00`` (NOTES.md §1 "Gotchas"). Reference fields the spec declares
+with ``format: uuid`` are **omitted** when they have no value, since ``""`` would not validate
+against the spec (the real API may send ``""``; clients should accept both).
 
 Time zones: ``modified`` is stored in UTC; ``edit_date`` is rendered as
 ``YYYY-MM-DD HH:MM:SS`` in the **account's** zone (``accounts.py``; Australia/Sydney for the
@@ -34,8 +40,10 @@ from __future__ import annotations
 
 import functools
 import hmac
+import json
 import re
 import secrets
+import threading
 import time
 import uuid as uuid_lib
 from dataclasses import dataclass
@@ -52,6 +60,7 @@ from integrations.sandbox.app import (
     Endpoint,
     LimitRule,
     ProviderApi,
+    SandboxApp,
     Setting,
     json_response,
     json_text_response,
@@ -59,7 +68,22 @@ from integrations.sandbox.app import (
     splice_json_raw,
     stream_json_array,
 )
-from integrations.sandbox.store import Collection, Condition, Record, RecordId
+from integrations.sandbox.servicem8_writes import (
+    COMPANY_WRITE,
+    COMPANYCONTACT_WRITE,
+    JOB_WRITE,
+    JOBACTIVITY_WRITE,
+    JOBCONTACT_WRITE,
+    JOBMATERIAL_WRITE,
+    NOTE_WRITE,
+    WriteSchema,
+    apply_job_rules,
+    invoice_total,
+    job_transition_error,
+    parse_write,
+    record_rule_error,
+)
+from integrations.sandbox.store import Collection, Condition, Record, RecordId, now_us
 
 PROVIDER = "servicem8"
 API_PREFIX = "/servicem8/api_1.0"
@@ -96,6 +120,8 @@ MESSAGES = {
 # Rate-limit texts, verbatim from the spec's info.description ("Limits and Throttling").
 RATE_LIMIT_MINUTE = "Number of allowed API requests per minute exceeded"
 RATE_LIMIT_DAY = "Number of allowed API requests per day exceeded"
+# The 200 body of every write [spec: components.schemas.Result; errorCode is typed number].
+RESULT_OK = {"errorCode": 0, "message": "OK"}
 
 # $filter rules, https://developer.servicem8.com/docs/filtering (NOTES.md §1): eq/ne/gt/lt
 # only ("ge"/"le" are "not currently supported"), conditions joined by "and" only, at most 10.
@@ -324,7 +350,13 @@ NOTE_DEFAULTS: dict[str, Any] = {
 
 # Per-job contacts [spec: JobContact]; not seeded. job_uuid (uuid), email (email) when known;
 # is_primary_contact is DEPRECATED [spec] and left out.
-JOBCONTACT_DEFAULTS: dict[str, Any] = {"first": "", "last": "", "phone": "", "mobile": "", "type": ""}
+JOBCONTACT_DEFAULTS: dict[str, Any] = {
+    "first": "",
+    "last": "",
+    "phone": "",
+    "mobile": "",
+    "type": "",
+}
 
 
 @dataclass(frozen=True)
@@ -567,6 +599,12 @@ class ServiceM8Api(ProviderApi):
         "rate_limit_per_day": Setting(20000, 0),
     }
 
+    def __init__(self, app: SandboxApp) -> None:
+        super().__init__(app)
+        # Serializes API writes (read-modify-write of a record plus derived totals) within this
+        # server process, so concurrent updates of one record cannot lose each other's fields.
+        self._write_lock = threading.Lock()
+
     def endpoints(self) -> list[tuple[Rule, Endpoint]]:
         p = PROVIDER
         return [
@@ -578,6 +616,22 @@ class ServiceM8Api(ProviderApi):
                 Rule(f"{API_PREFIX}/<obj>/<uuid>.json", methods=["GET"], endpoint="sm8.get"),
                 Endpoint(
                     p, "api", self.get_record, f"{API_PREFIX}/{{obj}}/{{uuid}}.json", ("obj",)
+                ),
+            ),
+            (
+                Rule(f"{API_PREFIX}/<obj>.json", methods=["POST"], endpoint="sm8.create"),
+                Endpoint(p, "api", self.create_record, f"{API_PREFIX}/{{obj}}.json", ("obj",)),
+            ),
+            (
+                Rule(f"{API_PREFIX}/<obj>/<uuid>.json", methods=["POST"], endpoint="sm8.update"),
+                Endpoint(
+                    p, "api", self.update_record, f"{API_PREFIX}/{{obj}}/{{uuid}}.json", ("obj",)
+                ),
+            ),
+            (
+                Rule(f"{API_PREFIX}/<obj>/<uuid>.json", methods=["DELETE"], endpoint="sm8.delete"),
+                Endpoint(
+                    p, "api", self.delete_record, f"{API_PREFIX}/{{obj}}/{{uuid}}.json", ("obj",)
                 ),
             ),
             (
@@ -757,6 +811,231 @@ class ServiceM8Api(ProviderApi):
         if record is None:
             return self.error_response(404)
         return json_text_response(self._render(record, ZoneInfo(principal.account.timezone)))
+
+    # --- writes --------------------------------------------------------------------------------
+
+    def _begin_write(
+        self, request: Request, obj: str, operation: str
+    ) -> tuple[Principal, ObjectSpec, WriteSchema] | Response:
+        """Auth and rate limit (the same path and budget as reads), object, operation, scope.
+
+        The scope is the operation's own [spec: ``security`` of each POST/DELETE], e.g.
+        ``create_jobs`` to create a job and ``manage_jobs`` to update or delete one.
+        """
+        principal = self.authenticate(request)
+        if isinstance(principal, Response):
+            return principal
+        limited = self.check_rate_limit(principal)
+        if limited is not None:
+            return limited
+        spec = OBJECTS.get(obj)
+        if spec is None:
+            return self.error_response(404, f"Object '{obj}' is not emulated by the sandbox.")
+        schema = spec.writes
+        if schema is None:
+            return self.error_response(404, f"Writes to '{obj}' are not emulated by the sandbox.")
+        if operation not in schema.operations:
+            # e.g. note: the spec has POST /note.json only, no /note/{uuid}.json.
+            return self.error_response(405, f"'{obj}' records cannot be {operation}d.")
+        scopes = schema.create_scopes if operation == "create" else schema.manage_scopes
+        if not principal.may(scopes):
+            return self.error_response(403)
+        return principal, spec, schema
+
+    def _json_body(self, request: Request) -> dict[str, Any] | Response:
+        """The request body as a JSON object (the spec's only request content type)."""
+        if request.mimetype != "application/json":
+            return self.error_response(
+                400, "The request body must be JSON (Content-Type: application/json)."
+            )
+        try:
+            body = json.loads(request.get_data())
+        except ValueError:
+            return self.error_response(400, "The request body is not valid JSON.")
+        if not isinstance(body, dict):
+            return self.error_response(400, "The request body must be a JSON object.")
+        return body
+
+    def _invalid(self, errors: list[str]) -> Response:
+        return self.error_response(400, "Invalid request body: " + "; ".join(errors))
+
+    def _rule_error(
+        self,
+        account: str,
+        obj: str,
+        old: dict[str, Any] | None,
+        data: dict[str, Any],
+        changes: dict[str, Any],
+    ) -> str | None:
+        """Documented rules beyond the schema, and the job status workflow (servicem8_writes)."""
+        error = record_rule_error(obj, old, data, changes)
+        if error:
+            return error
+        if obj == "job" and old is not None and "status" in changes:
+            return job_transition_error(old.get("status"), changes["status"])
+        if obj == "jobcontact" and old is None:
+            # "Each job contact must be linked to a valid job in the system" [spec: JobContact].
+            job = self.store.get(Collection(PROVIDER, account, "job"), data["job_uuid"].lower())
+            if job is None:
+                return "job_uuid: no such job"
+        return None
+
+    def _derive(
+        self,
+        account: accounts.ServiceM8Account,
+        collection: Collection,
+        old: dict[str, Any] | None,
+        data: dict[str, Any],
+        changes: dict[str, Any],
+        now: int,
+    ) -> None:
+        """Fill the fields the server owns (module docstring of ``servicem8_writes``)."""
+        zone = ZoneInfo(account.timezone)
+        now_text = render_edit_date(now, zone)
+        if collection.object == "job":
+            apply_job_rules(old, data, changes, now_text=now_text, today=now_text[:10])
+            if old is None:
+                # "System-generated unique job identifier … automatically assigned when a job
+                # is created" [spec: Job.generated_job_id]: the account's next job number.
+                floor = self.store.max_data_int(collection, "generated_job_id")
+                counter = f"{PROVIDER}:{account.uuid}:job_number"
+                number = self.store.counter_next(counter, floor=floor)
+                data["generated_job_id"] = str(number)
+        elif collection.object == "note" and old is None and "create_date" not in changes:
+            data["create_date"] = now_text
+
+    def _after_write(
+        self, account: str, obj: str, touched: list[dict[str, Any] | None], now: int
+    ) -> None:
+        """Keep ``job.total_invoice_amount`` equal to the tax-inclusive sum of its active
+        materials (the seeder's invariant) when a job material changes."""
+        if obj != "jobmaterial":
+            return
+        job_uuids = {str(d["job_uuid"]) for d in touched if d and d.get("job_uuid")}
+        if not job_uuids:
+            return
+        rates = {
+            str(r.id): r.data.get("amount", "0")
+            for r in self.store.iter_keyset(Collection(PROVIDER, account, "taxrate"))
+        }
+        jobs = Collection(PROVIDER, account, "job")
+        for job_uuid in sorted(job_uuids):
+            job = self.store.get(jobs, job_uuid.lower())
+            if job is None:
+                continue
+            lines = self.store.iter_keyset(
+                Collection(PROVIDER, account, "jobmaterial"),
+                conditions=[
+                    Condition("data.job_uuid", "eq", job_uuid, cast="text"),
+                    Condition("active", "eq", 1),
+                ],
+            )
+            total = invoice_total((r.data for r in lines), rates)
+            data = job.data
+            if data.get("total_invoice_amount") != total:
+                data["total_invoice_amount"] = total
+                self.store.upsert(jobs, job.id, data, active=bool(job.active), modified_us=now)
+
+    def create_record(self, request: Request, obj: str) -> Response:
+        """``POST /{object}.json``: 200 ``Result`` with the new uuid in ``x-record-uuid``."""
+        begun = self._begin_write(request, obj, "create")
+        if isinstance(begun, Response):
+            return begun
+        principal, spec, schema = begun
+        body = self._json_body(request)
+        if isinstance(body, Response):
+            return body
+        parsed = parse_write(schema, body, creating=True)
+        if parsed.errors:
+            return self._invalid(parsed.errors)
+        account = principal.account
+        collection = Collection(PROVIDER, account.uuid, spec.name)
+        with self._write_lock:
+            record_id = parsed.uuid or str(uuid_lib.uuid4())
+            if parsed.uuid is not None and self.store.get(collection, record_id) is not None:
+                return self.error_response(
+                    400, f"uuid: a {obj} record with uuid {record_id} already exists."
+                )
+            data = {**spec.defaults, **parsed.changes}
+            error = self._rule_error(account.uuid, obj, None, data, parsed.changes)
+            if error:
+                return self._invalid([error])
+            now = now_us()
+            self._derive(account, collection, None, data, parsed.changes, now)
+            active = parsed.active is None or bool(parsed.active)
+            self.store.upsert(collection, record_id, data, active=active, modified_us=now)
+            self.app.stats.write_applied(PROVIDER, f"{obj}/{record_id}")
+            self._after_write(account.uuid, obj, [data], now)
+        return json_response(RESULT_OK, 200, {"x-record-uuid": record_id})
+
+    def update_record(self, request: Request, obj: str, uuid: str) -> Response:
+        """``POST /{object}/{uuid}.json``: only the fields sent change; 404 if missing/deleted.
+
+        A deleted (inactive) record is "deleted" for updates too [spec: 404 "does not exist or
+        has been deleted"], except for the update that restores it (``"active": 1``, [spec:
+        deleteJobs]). An update that changes nothing (e.g. the job's current status again) is
+        answered 200 and leaves the record, its ``edit_date`` included, untouched.
+        """
+        begun = self._begin_write(request, obj, "update")
+        if isinstance(begun, Response):
+            return begun
+        principal, spec, schema = begun
+        if not _UUID.match(uuid):
+            return self.error_response(400, "Invalid UUID.")
+        body = self._json_body(request)
+        if isinstance(body, Response):
+            return body
+        parsed = parse_write(schema, body, creating=False)
+        record_id = uuid.lower()
+        if parsed.uuid is not None and parsed.uuid != record_id:
+            parsed.errors.append("uuid: does not match the uuid in the URL")
+        if parsed.errors:
+            return self._invalid(parsed.errors)
+        account = principal.account
+        collection = Collection(PROVIDER, account.uuid, spec.name)
+        with self._write_lock:
+            record = self.store.get(collection, record_id)
+            if record is None or (not record.active and parsed.active != 1):
+                return self.error_response(404)
+            old = record.data
+            data = {**old, **parsed.changes}
+            error = self._rule_error(account.uuid, obj, old, data, parsed.changes)
+            if error:
+                return self._invalid([error])
+            now = now_us()
+            self._derive(account, collection, old, data, parsed.changes, now)
+            active = bool(record.active) if parsed.active is None else bool(parsed.active)
+            if data == old and active == bool(record.active):
+                return json_response(RESULT_OK)
+            self.store.upsert(collection, record_id, data, active=active, modified_us=now)
+            self.app.stats.write_applied(PROVIDER, f"{obj}/{record_id}")
+            self._after_write(account.uuid, obj, [old, data], now)
+        return json_response(RESULT_OK)
+
+    def delete_record(self, request: Request, obj: str, uuid: str) -> Response:
+        """``DELETE /{object}/{uuid}.json``: ``active`` 0 and a new ``edit_date``.
+
+        404 when the record is missing or already inactive [spec: 404 "does not exist or has
+        already been deleted"]; the record stays readable and listed with ``active`` 0.
+        """
+        begun = self._begin_write(request, obj, "delete")
+        if isinstance(begun, Response):
+            return begun
+        principal, spec, _ = begun
+        if not _UUID.match(uuid):
+            return self.error_response(400, "Invalid UUID.")
+        account = principal.account
+        collection = Collection(PROVIDER, account.uuid, spec.name)
+        record_id = uuid.lower()
+        with self._write_lock:
+            record = self.store.get(collection, record_id)
+            if record is None or not record.active:
+                return self.error_response(404)
+            now = now_us()
+            self.store.set_active(collection, record_id, False, modified_us=now)
+            self.app.stats.write_applied(PROVIDER, f"{obj}/{record_id}")
+            self._after_write(account.uuid, obj, [record.data], now)
+        return json_response(RESULT_OK)
 
     # --- OAuth 2.0 -----------------------------------------------------------------------------
 

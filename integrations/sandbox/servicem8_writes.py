@@ -478,7 +478,7 @@ def job_transition_error(current: str | None, new: str) -> str | None:
     if new in JOB_TRANSITIONS[current]:
         return None
     if current in ("Completed", "Unsuccessful"):
-        reason = f"a {current} job is closed and its status cannot change"
+        reason = f"{current} is a final status"
     elif new == "Work Order":
         reason = "only a Quote can be approved to a Work Order"
     else:  # pragma: no cover - every other pair is allowed by the table

@@ -181,10 +181,11 @@ def test_servicetitan_pages_with_app_key_and_client_credentials():
             "country": "USA",
         },
     }
-    responses.get(path, json={"page": 1, "pageSize": 5000, "hasMore": True, "data": [customer]})
-    responses.get(path, json={"page": 2, "pageSize": 5000, "hasMore": False, "data": []})
+    # A full first page (one record, as asked) that says there is more.
+    responses.get(path, json={"page": 1, "pageSize": 1, "hasMore": True, "data": [customer]})
+    responses.get(path, json={"page": 2, "pageSize": 1, "hasMore": False, "data": []})
     since = datetime(2026, 1, 1, tzinfo=UTC)
-    [client] = list(st().iter_clients(updated_since=since))
+    [client] = list(st(config={"page_size": 1}).iter_clients(updated_since=since))
 
     calls = [c for c in responses.calls if c.request.url.startswith(path)]
     first = parse_qs(urlsplit(calls[0].request.url).query)
@@ -192,7 +193,7 @@ def test_servicetitan_pages_with_app_key_and_client_credentials():
         "active": ["Any"],
         "modifiedOnOrAfter": ["2026-01-01T00:00:00+00:00"],
         "page": ["1"],
-        "pageSize": ["5000"],
+        "pageSize": ["1"],
     }
     assert parse_qs(urlsplit(calls[1].request.url).query)["page"] == ["2"]
     assert calls[0].request.headers["ST-App-Key"] == "ak1"

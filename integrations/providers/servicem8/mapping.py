@@ -248,5 +248,5 @@ def jobmaterial_to_material(raw: dict, *, tz: ZoneInfo) -> ExternalJobMaterial:
         quantity=quantity,
         unit_price=unit_price,
         total=(quantity * unit_price).quantize(CENT, rounding=ROUND_HALF_UP),
-        sort_order=int(Decimal(sort_order)) if sort_order else 0,
+        sort_order=int(as_decimal(sort_order)),
     )

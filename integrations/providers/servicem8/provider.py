@@ -26,7 +26,14 @@ from typing import ClassVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from integrations.auth import ApiKeyHeaderAuth, Auth, RefreshTokenAuth
-from integrations.base import AccountInfo, Capability, ExternalRecord, Provider
+from integrations.base import (
+    AccountInfo,
+    Capability,
+    ExternalJob,
+    ExternalQuote,
+    ExternalRecord,
+    Provider,
+)
 from integrations.conf import integration_setting
 from integrations.exceptions import ProviderMalformedResponseError, ProviderNotFoundError
 from integrations.providers.servicem8 import mapping
@@ -175,6 +182,12 @@ class ServiceM8Provider(Provider):
             case "materials":
                 return mapping.jobmaterial_to_material(raw, tz=zone)
         raise ValueError(f"servicem8 cannot map {entity}")
+
+    def record_types(self, entity: str) -> tuple[type[ExternalRecord], ...]:
+        # A job that is or was a quote is also an ExternalQuote with the job's uuid.
+        if entity == "jobs":
+            return (ExternalJob, ExternalQuote)
+        return super().record_types(entity)
 
     def fetch_record(self, entity: str, external_id: str) -> dict | None:
         """`GET /{object}/{uuid}.json`; None on 404. A deleted record is still returned (with

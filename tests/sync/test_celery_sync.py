@@ -1,0 +1,119 @@
+"""Syncs on real Celery workers (Redis broker, PostgreSQL) against the sandbox, with faults."""
+
+import time
+
+import pytest
+import requests
+from django.db import connection
+
+from config.celery import app
+from sync.models import SyncRun
+from tests.conftest import Worker, require_worker_services
+from tests.sync.compare import differences
+from tests.sync.conftest import sandbox_control, sandbox_stats
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def workers():
+    require_worker_services()
+    app.control.purge()
+    started: list[Worker] = []
+
+    def start(name: str, queues=("sync", "outbox", "webhooks"), env=None) -> Worker:
+        worker = Worker(list(queues), f"{name}-{len(started)}", extra_env=env).wait_ready()
+        started.append(worker)
+        return worker
+
+    yield start
+    for worker in started:
+        if worker.proc.poll() is None:
+            worker.stop()
+
+
+def wait_for(predicate, timeout=120.0, interval=0.2):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        connection.close()  # see other processes' commits
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout} s waiting for {predicate.__doc__}")
+
+
+def all_finished(integration, count):
+    """`count` runs of the integration finished"""
+    done = SyncRun.objects.filter(integration=integration).exclude(status="running")
+    return (
+        done.count() >= count
+        and not SyncRun.objects.filter(integration=integration, status="running").exists()
+    )
+
+
+def test_faults_and_a_killed_worker_lose_and_duplicate_nothing(
+    sm8_integration, sandbox_clean, workers
+):
+    sandbox = sandbox_clean
+    entities = len(
+        __import__("integrations.services").services.provider_for(sm8_integration).entities
+    )
+    sandbox_control(sandbox, "config", {"servicem8": {"page_size": 15}})
+    sandbox_control(
+        sandbox,
+        "faults",
+        {
+            "provider": "servicem8",
+            "error_rate": 0.1,
+            "error_statuses": [429, 500, 502, 503],
+            "latency_ms": 10,
+            "seed": 5,
+        },
+    )
+    first = workers("sync-a")
+    app.send_task(
+        "sync.sync_integration", kwargs={"integration_id": sm8_integration.pk, "mode": "full"}
+    )
+
+    def mid_run():
+        """a run is a few pages in"""
+        return SyncRun.objects.filter(
+            integration=sm8_integration, status="running", pages_count__gte=3
+        ).first()
+
+    victim = wait_for(mid_run)
+    first.kill()
+
+    # The provider changes while no worker runs.
+    companies = requests.get(
+        f"{sandbox.url}/servicem8/api_1.0/company.json",
+        headers={"X-Api-Key": "sm8-sandbox-api-key"},
+        timeout=10,
+    ).json()
+    sandbox_control(
+        sandbox,
+        "records/servicem8/company",
+        {"id": companies[0]["uuid"], "data": {"name": "Renamed"}},
+    )
+    requests.delete(
+        f"{sandbox.url}/_sandbox/records/servicem8/company/{companies[1]['uuid']}", timeout=5
+    ).raise_for_status()
+    sandbox_control(sandbox, "records/servicem8/company", {"data": {"name": "Brand new"}})
+
+    workers("sync-b")
+    app.send_task(
+        "sync.sync_integration", kwargs={"integration_id": sm8_integration.pk, "mode": "full"}
+    )
+    wait_for(lambda: all_finished(sm8_integration, 1 + entities))
+    victim.refresh_from_db()
+    assert victim.status == "failed"  # closed by the next run: its worker was gone
+    app.send_task(
+        "sync.sync_integration",
+        kwargs={"integration_id": sm8_integration.pk, "mode": "incremental"},
+    )
+    wait_for(lambda: all_finished(sm8_integration, 1 + 2 * entities))
+
+    assert sandbox_stats(sandbox, "servicem8")["faults_injected"]  # faults really happened
+    requests.delete(f"{sandbox.url}/_sandbox/faults", timeout=5)
+    assert differences(sm8_integration) == []
