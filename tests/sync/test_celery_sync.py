@@ -18,6 +18,10 @@ pytestmark = pytest.mark.django_db(transaction=True)
 @pytest.fixture
 def workers():
     require_worker_services()
+    # A worker left over from an interrupted run would take these queues' messages.
+    for name, queues in (app.control.inspect(timeout=1).active_queues() or {}).items():
+        if {q["name"] for q in queues} & {"sync", "outbox", "webhooks"}:
+            app.control.shutdown(destination=[name])
     app.control.purge()
     started: list[Worker] = []
 

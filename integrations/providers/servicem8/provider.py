@@ -36,7 +36,7 @@ from integrations.base import (
 )
 from integrations.conf import integration_setting
 from integrations.exceptions import ProviderMalformedResponseError, ProviderNotFoundError
-from integrations.providers.servicem8 import mapping
+from integrations.providers.servicem8 import mapping, writes
 from integrations.providers.servicem8.client import ServiceM8Client
 from integrations.ratelimit import RateWindow
 
@@ -64,6 +64,7 @@ class ServiceM8Provider(Provider):
             Capability.READ_STAFF,
             Capability.READ_JOBS,
             Capability.READ_QUOTES,
+            Capability.WRITE_QUOTE_DECISION,
         }
     )
     client_class = ServiceM8Client
@@ -188,6 +189,12 @@ class ServiceM8Provider(Provider):
         if entity == "jobs":
             return (ExternalJob, ExternalQuote)
         return super().record_types(entity)
+
+    # Outbox actions (see writes.py for how each is made safe to deliver twice).
+    actions: ClassVar[dict[str, str]] = {"quote.decide": "quote_decide"}
+
+    def quote_decide(self, payload: dict, *, idempotency_key: str) -> dict:
+        return writes.quote_decide(self, payload, idempotency_key=idempotency_key)
 
     def fetch_record(self, entity: str, external_id: str) -> dict | None:
         """`GET /{object}/{uuid}.json`; None on 404. A deleted record is still returned (with

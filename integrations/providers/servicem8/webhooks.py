@@ -12,8 +12,8 @@
   `WebhookRequest.path_token` must equal one of the secrets, compared in constant time. The
   payload names records only and processing re-fetches them over the REST API, so a forged
   notice can at worst cause a re-read.
-- Secrets: SERVICEM8_WEBHOOK_TOKEN and, while rotating, SERVICEM8_WEBHOOK_TOKEN_PREVIOUS (or a
-  per-integration token the view passes instead).
+- Secrets: the integration's own path tokens (its `webhook_secrets` credential, a list so a
+  token can be rotated); there is no app-wide token.
 - Challenge: adding or changing a subscription makes ServiceM8 POST form fields
   `mode=subscribe&challenge=…`; the callback must answer with only the challenge value.
   `verify` raises WebhookChallenge for it, but only once the path token checks out, so
@@ -91,7 +91,9 @@ def subscribe_challenge(request: WebhookRequest) -> str | None:
 class ServiceM8WebhookHandler(WebhookHandler):
     provider = "servicem8"
     docs_url = "https://developer.servicem8.com/docs/webhooks-overview"
-    secret_names: ClassVar[tuple[str, ...]] = ("WEBHOOK_TOKEN", "WEBHOOK_TOKEN_PREVIOUS")
+    # The path token is per integration (its `webhook_secrets` credential, a list for
+    # rotation): an app-wide token would let one account's token open every integration.
+    secret_names: ClassVar[tuple[str, ...]] = ()
 
     def verify(self, request: WebhookRequest, secrets: Sequence[str]) -> None:
         check_path_token(request, secrets)  # first: an unauthenticated challenge gets a 400

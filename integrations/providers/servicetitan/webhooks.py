@@ -12,7 +12,8 @@
   secret token in our callback URL's path, as for ServiceM8: `WebhookRequest.path_token` must
   equal one of the secrets (constant time). Once the portal shows the header, add an HMAC
   check here, beside the token.
-- Secrets: SERVICETITAN_WEBHOOK_TOKEN and, while rotating, SERVICETITAN_WEBHOOK_TOKEN_PREVIOUS.
+- Secrets: the integration's own path tokens (its `webhook_secrets` credential, a list so a
+  token can be rotated); there is no app-wide token.
 - Body: undocumented here, so parsed defensively: a JSON object (or an array of them), one
   notice each. The event id is `eventId` when present (scoped by `tenantId` when that is
   present too), else the hash of the whole event. A top-level `id` is *not* taken as the
@@ -72,7 +73,9 @@ def place(event: dict[str, Any], event_type: str) -> tuple[str, str]:
 class ServiceTitanWebhookHandler(WebhookHandler):
     provider = "servicetitan"
     docs_url = "https://developer-next.servicetitan.io/docs/webhooks"
-    secret_names: ClassVar[tuple[str, ...]] = ("WEBHOOK_TOKEN", "WEBHOOK_TOKEN_PREVIOUS")
+    # The path token is per integration (its `webhook_secrets` credential, a list for
+    # rotation): an app-wide token would let one account's token open every integration.
+    secret_names: ClassVar[tuple[str, ...]] = ()
 
     def verify(self, request: WebhookRequest, secrets: Sequence[str]) -> None:
         check_path_token(request, secrets)
