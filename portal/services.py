@@ -58,11 +58,31 @@ def demo_seed(*, password: str, sandbox_url: str = "") -> DemoAccounts:
         defaults={"name": "ServiceM8 sandbox"},
     )
     if sandbox_url:
-        from integrations.sandbox.accounts import SERVICEM8_ACCOUNT
+        from integrations.sandbox.accounts import (
+            SERVICEM8_ACCOUNT,
+            SERVICETITAN_APP_KEY,
+            SERVICETITAN_TENANT,
+        )
 
         integration.base_url_override = sandbox_url
         integration.credentials = {"api_key": SERVICEM8_ACCOUNT.api_key}
-        integration.save(update_fields=["base_url_override", "credentials", "updated_at"])
+        integration.config = {**(integration.config or {}), "timezone": SERVICEM8_ACCOUNT.timezone}
+        integration.save(update_fields=["base_url_override", "credentials", "config", "updated_at"])
+        titan, _ = Integration.objects.get_or_create(
+            company=company,
+            provider=Integration.Provider.SERVICETITAN,
+            environment=Integration.Environment.SANDBOX,
+            external_account_id=SERVICETITAN_TENANT.tenant_id,
+            defaults={"name": "ServiceTitan sandbox"},
+        )
+        titan.base_url_override = sandbox_url
+        titan.credentials = {
+            "tenant_id": SERVICETITAN_TENANT.tenant_id,
+            "client_id": SERVICETITAN_TENANT.client_id,
+            "client_secret": SERVICETITAN_TENANT.client_secret,
+            "app_key": SERVICETITAN_APP_KEY,
+        }
+        titan.save(update_fields=["base_url_override", "credentials", "updated_at"])
     client, _ = Client.objects.get_or_create(
         integration=integration,
         external_id="demo-client-0001",
