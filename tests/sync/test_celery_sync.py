@@ -7,7 +7,8 @@ import requests
 from django.db import connection
 
 from config.celery import app
-from sync.models import SyncRun
+from portal.models import Client
+from sync.models import SyncCursor, SyncRun
 from tests.conftest import Worker, require_worker_services
 from tests.sync.compare import differences
 from tests.sync.conftest import sandbox_control, sandbox_stats
@@ -121,3 +122,36 @@ def test_faults_and_a_killed_worker_lose_and_duplicate_nothing(
     assert sandbox_stats(sandbox, "servicem8")["faults_injected"]  # faults really happened
     requests.delete(f"{sandbox.url}/_sandbox/faults", timeout=5)
     assert differences(sm8_integration) == []
+
+
+def test_incremental_syncs_on_a_worker_fetch_only_what_changed(
+    sm8_integration, sandbox_clean, workers
+):
+    workers("sync-inc", queues=("sync",))
+
+    def run(mode):
+        before = SyncRun.objects.filter(integration=sm8_integration).count()
+        app.send_task(
+            "sync.sync_integration",
+            kwargs={"integration_id": sm8_integration.pk, "mode": mode, "entities": ["clients"]},
+        )
+        wait_for(lambda: all_finished(sm8_integration, before + 1), timeout=60)
+        return SyncRun.objects.filter(integration=sm8_integration).latest("started_at")
+
+    assert run("full").created_count > 0
+    first = run("incremental")
+    row = Client.objects.filter(integration=sm8_integration).order_by("remote_updated_at").first()
+    sandbox_control(
+        sandbox_clean, "records/servicem8/company", {"id": row.external_id, "data": {"name": "X"}}
+    )
+    second = run("incremental")
+    # The second run reads the one change plus the lookback overlap the first run also read,
+    # and writes only the change.
+    assert (second.updated_count, second.created_count) == (1, 0)
+    assert second.fetched_count == first.fetched_count + 1
+    assert second.unchanged_count == first.fetched_count
+
+    SyncCursor.objects.filter(integration=sm8_integration, entity="clients").update(
+        value={"since": "2099-01-01T00:00:00+00:00"}
+    )
+    assert run("incremental").fetched_count == 0  # a cursor in the future fetches nothing
