@@ -436,8 +436,9 @@ def paginate(
     provider: str,
 ) -> Iterator[list]:
     """Capped pagination shared by every provider. `fetch_page(token)` returns the page's
-    records and the next token (None at the end). A repeated token, or more than `max_pages`
-    pages, raises PaginationError instead of looping; pages already yielded stand."""
+    records and the next token (None at the end). A repeated token, the same page served
+    twice, or more than `max_pages` pages, raises PaginationError instead of looping; pages
+    already yielded stand."""
     seen: set[str] = set()
     token = start
     for _ in range(max_pages):
@@ -449,6 +450,21 @@ def paginate(
             )
         seen.add(marker)
         records, token = fetch_page(token)
+        if records and token is not None:
+            # The same non-empty page again under a new token (a provider whose page numbers
+            # run on while it serves one page forever) is a loop too.
+            digest = (
+                "page:"
+                + hashlib.sha256(
+                    json.dumps(records, sort_keys=True, default=str).encode()
+                ).hexdigest()
+            )
+            if digest in seen:
+                raise PaginationError(
+                    f"{provider}: the provider served the same page twice; stopping",
+                    provider=provider,
+                )
+            seen.add(digest)
         yield records
         if token is None:
             return

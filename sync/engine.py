@@ -154,6 +154,7 @@ class _Run:
     high_water: datetime | None = None
     has_held: bool = False
     has_errors: bool = False
+    pages: int = 0
 
 
 def sync_entity(*, integration_id: int, entity: str, mode: str) -> SyncRun:
@@ -204,8 +205,10 @@ def sync_entity(*, integration_id: int, entity: str, mode: str) -> SyncRun:
 def _start(integration: Integration, entity: str, mode: str, *, exclusive: bool) -> SyncRun:
     now = timezone.now()
     with transaction.atomic():
-        running = SyncRun.objects.select_for_update().filter(
-            integration=integration, entity=entity, status=SyncRun.Status.RUNNING
+        running = (
+            SyncRun.objects.select_for_update()
+            .filter(integration=integration, entity=entity, status=SyncRun.Status.RUNNING)
+            .exclude(mode=SyncRun.Mode.WEBHOOK)
         )
         for old in running:
             # Holding the lock proves the old run's worker is gone; without session locks,
@@ -299,8 +302,13 @@ def _apply_page(state: _Run, raws: list[dict], *, retrying_held: bool) -> WriteR
     origin: dict[int, dict] = {}
     errors: list[tuple[str, dict, str]] = []
     for raw in raws:
-        external_id = provider.record_id(entity, raw)
         try:
+            external_id = str(provider.record_id(entity, raw))[:255]
+        except Exception:  # not even a record (a provider sent a bare value)
+            external_id = ""
+        try:
+            if not isinstance(raw, dict):
+                raise TypeError(f"expected a JSON object, got {type(raw).__name__}")
             mapped = unpack(provider.map_record(entity, raw))
         except Exception as exc:  # a record we cannot map must not stop the run
             errors.append((external_id, raw, f"Could not map: {type(exc).__name__}: {exc}"))
@@ -312,6 +320,7 @@ def _apply_page(state: _Run, raws: list[dict], *, retrying_held: bool) -> WriteR
             _see(state, record)
             state.high_water = cursors.high_water(state.high_water, record.remote_updated_at)
     now = timezone.now()
+    state.pages += 0 if retrying_held else 1
     with transaction.atomic():
         result = write_records(state.integration.pk, records)
         held = _hold(state, result, origin, now)
@@ -346,16 +355,20 @@ def _apply_page(state: _Run, raws: list[dict], *, retrying_held: bool) -> WriteR
             pages_count=F("pages_count") + (0 if retrying_held else 1),
             heartbeat_at=now,
         )
-        SyncCursor.objects.filter(integration=state.integration, entity=entity).update(
-            value={
-                **(state.run.cursor_before or {}),
-                "progress": {
-                    "run": state.run.pk,
-                    "high_water": cursors.dump(state.high_water),
+        if state.run.mode != SyncRun.Mode.WEBHOOK:
+            # Progress only: the next run still starts from `since`, which moves when a run
+            # completes (pages need not be in modification order; see sync.cursor).
+            SyncCursor.objects.filter(integration=state.integration, entity=entity).update(
+                value={
+                    **(state.run.cursor_before or {}),
+                    "progress": {
+                        "run": state.run.pk,
+                        "pages": state.pages,
+                        "high_water": cursors.dump(state.high_water),
+                    },
                 },
-            },
-            updated_at=now,
-        )
+                updated_at=now,
+            )
     return result
 
 
@@ -464,16 +477,29 @@ def _sweep(state: _Run) -> None:
         model = model_for(record_type)
         seen = seen_ids.sorted_for(model)
         gone: list[int] = []
+        # Rows created after the run started (a webhook's re-fetch) were not there to be seen.
         rows = (
-            model.objects.filter(integration=state.integration, remote_deleted_at__isnull=True)
+            model.objects.filter(
+                integration=state.integration,
+                remote_deleted_at__isnull=True,
+                created_at__lt=state.run.started_at,
+            )
             .values_list("id", "external_id")
             .iterator(chunk_size=5000)
         )
         for pk, external_id in rows:
-            digest = _digest64(external_id)
-            index = bisect_left(seen, digest)
-            if index == len(seen) or seen[index] != digest:
+            if not _contains(seen, _digest64(external_id)):
                 gone.append(pk)
+        if record_type is state.provider.record_types(state.entity)[0]:
+            # A held record the provider no longer lists is gone: stop waiting for its parent.
+            held = HeldRecord.objects.filter(
+                integration=state.integration,
+                entity=state.entity,
+                created_at__lt=state.run.started_at,
+            ).values_list("id", "external_id")
+            HeldRecord.objects.filter(
+                pk__in=[pk for pk, ext in held if not _contains(seen, _digest64(ext))]
+            ).delete()
         for start in range(0, len(gone), SWEEP_CHUNK):
             with transaction.atomic():
                 deleted += model.objects.filter(
@@ -481,6 +507,11 @@ def _sweep(state: _Run) -> None:
                 ).update(remote_deleted_at=now, updated_at=now)
     SyncRun.objects.filter(pk=state.run.pk).update(deleted_count=F("deleted_count") + deleted)
     state.run.swept = True
+
+
+def _contains(sorted_digests: list[int], digest: int) -> bool:
+    index = bisect_left(sorted_digests, digest)
+    return index < len(sorted_digests) and sorted_digests[index] == digest
 
 
 def sync_integration(

@@ -21,6 +21,12 @@ BEAT_SCHEDULE: dict[str, dict] = {
         "schedule": crontab(minute="*/5"),
         "options": {"expires": 450},
     },
+    # Every 5 minutes: queue again webhook events whose processing never started or gave up.
+    "webhook-events-requeue": {
+        "task": "sync.webhook_events_requeue",
+        "schedule": crontab(minute="*/5"),
+        "options": {"expires": 450},
+    },
     # Every 10 minutes: keep each integration's sync schedules in step with the integration
     # (created, enabled or paused, removed), whatever path changed it.
     "sync-schedules-reconcile": {

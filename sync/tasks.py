@@ -14,8 +14,12 @@ import logging
 
 from celery import Task, shared_task
 from django.conf import settings
+from django.core.cache import cache
+from django.utils import timezone
 
 logger = logging.getLogger("sync.tasks")
+# A deferred sync comes back within this, well inside the broker's visibility timeout.
+MAX_DEFER_SECONDS = min(3600, settings.CELERY_VISIBILITY_TIMEOUT // 2)
 
 
 class SyncTask(Task):
@@ -51,12 +55,17 @@ def sync_integration(
     except ProviderAuthError:
         return {"stopped": "needs_reauth"}
     except BudgetExhausted as exc:
+        # Come back when the budget refills, but within the broker's visibility timeout (an
+        # ETA beyond it would be delivered twice); once per integration and mode.
         remaining = getattr(exc, "remaining_entities", entities)
-        self.apply_async(
-            kwargs={"integration_id": integration_id, "mode": mode, "entities": remaining},
-            eta=exc.retry_at,
-        )
-        return {"deferred_until": exc.retry_at.isoformat() if exc.retry_at else None}
+        wait = (exc.retry_at - timezone.now()).total_seconds() if exc.retry_at else 3600
+        countdown = max(60, min(wait, MAX_DEFER_SECONDS))
+        if cache.add(f"sync:deferred:{integration_id}:{mode}", 1, int(countdown)):
+            self.apply_async(
+                kwargs={"integration_id": integration_id, "mode": mode, "entities": remaining},
+                countdown=countdown,
+            )
+        return {"deferred_for_seconds": countdown}
     except ProviderError as exc:
         raise self.retry(exc=exc, countdown=60 * 2**self.request.retries) from exc
     return {"runs": {run.entity: run.status for run in runs}}
@@ -91,15 +100,22 @@ def outbox_relay(self) -> int:
     return service()
 
 
+@shared_task(bind=True, base=SyncTask, name="sync.webhook_events_requeue")
+def webhook_events_requeue(self) -> int:
+    from sync.webhooks import webhook_events_requeue as service
+
+    return service()
+
+
 @shared_task(bind=True, base=SyncTask, name="sync.process_webhook_event", max_retries=5)
 def process_webhook_event(self, event_id: int) -> str:
     """Re-fetch the record a webhook named; provider errors retry with backoff."""
-    from integrations.exceptions import ProviderAuthError, ProviderError
+    from integrations.exceptions import ProviderAuthError, ProviderError, ProviderValidationError
     from sync.webhooks import webhook_event_process
 
     try:
         return webhook_event_process(event_id=event_id)
-    except ProviderAuthError:
-        return "needs_reauth"
+    except (ProviderAuthError, ProviderValidationError) as exc:
+        return f"not retried: {type(exc).__name__}"
     except ProviderError as exc:
         raise self.retry(exc=exc, countdown=30 * 2**self.request.retries) from exc

@@ -14,7 +14,9 @@ secret when it is per integration), then the app-level settings the handler name
 
 from __future__ import annotations
 
+import json
 import logging
+from datetime import timedelta
 
 from django.db import transaction
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
@@ -45,9 +47,14 @@ PROCESS_TASK = "sync.process_webhook_event"
 def integration_webhook_secrets(
     *, integration: Integration, handler: type[WebhookHandler]
 ) -> list[str]:
-    own = (integration.credentials or {}).get("webhook_secrets") or []
+    try:
+        own = (integration.credentials or {}).get("webhook_secrets") or []
+    except (AttributeError, TypeError):  # unreadable or malformed credentials
+        own = []
     if isinstance(own, str):
         own = [own]
+    if not isinstance(own, list):
+        own = []
     return [s for s in own if isinstance(s, str) and s] + handler.app_secrets()
 
 
@@ -68,20 +75,24 @@ def webhook_events_record(
             ignored = f"Event for account {notice.account_id}, not this integration's."
         event, created = WebhookEvent.objects.get_or_create(
             provider=integration.provider,
-            external_event_id=notice.event_id[:255],
+            external_event_id=notice.event_id.replace("\x00", "")[:255],
             defaults={
                 "integration": integration,
-                "event_type": notice.event_type[:120],
+                "event_type": notice.event_type.replace("\x00", "")[:120],
                 "verification": WebhookEvent.Verification.VALID,
                 "status": WebhookEvent.Status.IGNORED if ignored else WebhookEvent.Status.RECEIVED,
                 "error": ignored,
-                "payload": {
-                    "entity": notice.entity,
-                    "external_id": notice.external_id,
-                    "occurred_at": notice.occurred_at.isoformat() if notice.occurred_at else None,
-                    "account_id": notice.account_id,
-                    "raw": dict(notice.raw),
-                },
+                "payload": _storable(
+                    {
+                        "entity": notice.entity,
+                        "external_id": notice.external_id,
+                        "occurred_at": notice.occurred_at.isoformat()
+                        if notice.occurred_at
+                        else None,
+                        "account_id": notice.account_id,
+                        "raw": dict(notice.raw),
+                    }
+                ),
             },
         )
         if created:
@@ -89,6 +100,26 @@ def webhook_events_record(
             if not ignored:
                 transaction.on_commit(lambda event_id=event.pk: _queue(event_id), robust=True)
     return created_events
+
+
+def _storable(value: dict) -> dict:
+    """PostgreSQL's jsonb refuses the NUL character; drop it rather than fail the delivery."""
+    text = json.dumps(value)
+    return json.loads(text.replace("\\u0000", "")) if "\\u0000" in text else value
+
+
+def webhook_events_requeue(*, older_than_seconds: int = 120) -> int:
+    """Queue again the events still waiting after a while: their on-commit queueing failed
+    (broker down) or their task gave up. Returns how many."""
+    cutoff = timezone.now() - timedelta(seconds=older_than_seconds)
+    ids = list(
+        WebhookEvent.objects.filter(
+            status=WebhookEvent.Status.RECEIVED, updated_at__lt=cutoff
+        ).values_list("id", flat=True)[:500]
+    )
+    for event_id in ids:
+        _queue(event_id)
+    return len(ids)
 
 
 def _queue(event_id: int) -> None:

@@ -355,7 +355,8 @@ def _write_batch(integration_id: int, sink: Sink, records: list[ExternalRecord])
                 and record.remote_updated_at is not None
                 and record.remote_updated_at < updated_at
             )
-            if current_digest == digest or stale:
+            revived = (deleted_at is not None) != record.deleted  # swept, or undeleted
+            if (current_digest == digest and not revived) or stale:
                 result.unchanged += 1
                 result.settled[model].add(record.external_id)
                 continue

@@ -221,6 +221,13 @@ def test_pagination_stops_on_a_repeated_cursor_and_at_the_cap():
         for _ in paginate(lambda t: ([t], next(counter) + 1), start=0, max_pages=5, provider="x"):
             pass
 
+    # Page numbers that run on while the provider serves one page forever.
+    seen = []
+    with pytest.raises(PaginationError, match="same page twice"):
+        for page in paginate(lambda t: ([{"id": 1}], t + 1), start=1, max_pages=50, provider="x"):
+            seen.extend(page)
+    assert seen == [{"id": 1}]
+
 
 @responses.activate
 def test_jobber_throttled_inside_a_200_is_a_rate_limit_and_is_retried():

@@ -10,12 +10,15 @@ from django.utils import timezone
 
 from integrations.exceptions import BudgetExhausted, ProviderAuthError
 from integrations.models import Integration
+from integrations.providers.servicem8.provider import ServiceM8Provider
 from integrations.services import provider_for
-from portal.models import Client
+from portal.models import Client, Job
+from quotes.models import Quote, QuoteLineItem
 from sync.engine import RunLocked, _lock_key, sync_entity, sync_runs_close_dead
-from sync.models import SyncCursor, SyncRun
+from sync.models import HeldRecord, SyncCursor, SyncError, SyncRun
 from tests import factories
 from tests.conftest import require_service
+from tests.sync.compare import differences
 from tests.sync.conftest import sandbox_control, sandbox_stats
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -115,7 +118,7 @@ def test_only_a_complete_full_run_sweeps(sm8_integration, sandbox_clean):
     cursor_before = SyncCursor.objects.get(integration=sm8_integration, entity="clients").value
     truncated = full(sm8_integration)
     assert truncated.status == "partial" and not truncated.swept
-    assert "cursor" in truncated.error_summary.lower()
+    assert "stopped paging" in truncated.error_summary.lower()
     ghost.refresh_from_db()
     assert ghost.remote_deleted_at is None
     assert (
@@ -199,3 +202,90 @@ def test_two_runs_never_overlap(sm8_integration):
         release.set()
         thread.join()
     assert full(sm8_integration).status == "success"
+
+
+def test_a_webhook_refetch_leaves_the_incremental_cursor_alone(sm8_integration):
+    from sync.engine import sync_record
+
+    first = full(sm8_integration)
+    row = Client.objects.filter(integration=sm8_integration).first()
+    sync_record(integration_id=sm8_integration.pk, entity="clients", external_id=row.external_id)
+    cursor_row = SyncCursor.objects.get(integration=sm8_integration, entity="clients")
+    assert cursor_row.value["since"] == first.cursor_after["since"]
+    assert incremental(sm8_integration).fetched_count < first.fetched_count
+
+
+def test_a_row_swept_by_mistake_comes_back_when_the_provider_lists_it(sm8_integration):
+    full(sm8_integration)
+    row = Client.objects.filter(integration=sm8_integration, remote_deleted_at=None).first()
+    Client.objects.filter(pk=row.pk).update(remote_deleted_at=timezone.now())
+    run = full(sm8_integration)
+    row.refresh_from_db()
+    assert row.remote_deleted_at is None and run.updated_count == 1
+
+
+def test_the_sweep_spares_rows_that_arrived_during_the_run(sm8_integration):
+    full(sm8_integration)
+    newcomer = factories.ClientFactory(integration=sm8_integration, external_id="from-a-webhook")
+    Client.objects.filter(pk=newcomer.pk).update(created_at=timezone.now() + timedelta(hours=1))
+    full(sm8_integration)
+    newcomer.refresh_from_db()
+    assert newcomer.remote_deleted_at is None
+
+
+def test_jobs_before_their_clients_wait_and_are_resolved_by_a_later_run(sm8_integration):
+    early = full(sm8_integration, "jobs")
+    assert early.status == "partial" and early.held_count == early.fetched_count > 0
+    assert HeldRecord.objects.filter(integration=sm8_integration, entity="jobs").exists()
+    full(sm8_integration, "clients")
+    later = incremental(sm8_integration, "jobs")
+    assert later.status == "success"
+    assert not HeldRecord.objects.filter(integration=sm8_integration).exists()
+    assert Job.objects.filter(integration=sm8_integration).count() == early.fetched_count
+
+
+def test_a_record_that_cannot_be_mapped_is_an_error_and_the_run_goes_on(
+    sm8_integration, sandbox_clean
+):
+    full(sm8_integration)
+    row = Client.objects.filter(integration=sm8_integration).first()
+    sandbox_control(
+        sandbox_clean,
+        "records/servicem8/company",
+        {"id": row.external_id, "data": {"name": "Renamed", "is_individual": "maybe"}},
+    )
+    original = ServiceM8Provider.map_record
+
+    def fussy(self, entity, raw):
+        if raw.get("is_individual") == "maybe":
+            raise ValueError("is_individual must be 0 or 1")
+        return original(self, entity, raw)
+
+    ServiceM8Provider.map_record = fussy
+    try:
+        run = incremental(sm8_integration)
+    finally:
+        ServiceM8Provider.map_record = original
+    assert run.status == "partial" and run.failed_count == 1
+    error = SyncError.objects.get(run=run)
+    assert error.external_id == row.external_id and "is_individual" in error.message
+    assert run.unchanged_count + run.updated_count == run.fetched_count - 1
+
+
+def test_servicetitan_full_and_incremental_leave_an_equal_copy(st_integration, sandbox_clean):
+    from sync.engine import sync_integration
+
+    runs = sync_integration(integration_id=st_integration.pk, mode="full")
+    assert [r.entity for r in runs] == ["clients", "staff", "jobs", "quotes"]
+    assert all(SyncRun.objects.get(pk=r.pk).status == "success" for r in runs)
+    assert Quote.objects.filter(integration=st_integration).exists()
+    assert QuoteLineItem.objects.filter(integration=st_integration).exists()
+    customer = Client.objects.filter(integration=st_integration).first()
+    sandbox_control(
+        sandbox_clean,
+        "records/servicetitan/customers",
+        {"id": customer.external_id, "data": {"name": "Renamed Co"}},
+    )
+    runs = sync_integration(integration_id=st_integration.pk, mode="incremental")
+    assert SyncRun.objects.get(pk=runs[0].pk).updated_count == 1
+    assert differences(st_integration) == []

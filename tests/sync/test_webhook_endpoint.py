@@ -85,6 +85,19 @@ def test_unknown_events_are_stored_and_acknowledged(client, sm8_hooked):
     assert event.status == "ignored" and event.integration == sm8_hooked
 
 
+def test_a_nul_character_in_a_verified_body_is_stored_not_a_500(client, sm8_hooked):
+    body = json.dumps({"object": "job", "entry": [{"uuid": "j\u00001", "time": "t\u0000"}]})
+    response = client.post(url(sm8_hooked), body, content_type="application/json")
+    assert response.status_code == 200 and WebhookEvent.objects.count() == 1
+
+
+def test_malformed_credentials_do_not_break_the_endpoint(client, sm8_hooked):
+    sm8_hooked.credentials = {**sm8_hooked.credentials, "webhook_secrets": {"not": "a list"}}
+    sm8_hooked.save()
+    response = client.post(url(sm8_hooked), sm8_job_notice("x"), content_type="application/json")
+    assert response.status_code == 400  # no usable token: refused, not a 500
+
+
 def test_malformed_bodies_and_unknown_places_are_refused(client, sm8_hooked):
     assert (
         client.post(url(sm8_hooked), b"{not json", content_type="application/json").status_code

@@ -4,8 +4,10 @@ A ServiceM8 quote is a job with status "Quote" (NOTES.md §1):
 - approve: `POST /job/{uuid}.json {"status": "Work Order"}`, plus a job note listing the
   approved items and the client's notes (`POST /note.json`, related_object "job");
   a partial approval first removes (`DELETE /jobmaterial/{uuid}.json`, a soft delete) or marks
-  (renames "[Not approved] …") the materials the client did not approve, as the business
-  configures (`Integration.config["unapproved_items"]`: "remove", the default, or "mark");
+  (renames "[Not approved] …") the materials the client did not approve (the payload's
+  `approved_line_item_ids` are ServiceM8 jobmaterial uuids; an empty list is refused), as
+  the business configures (`Integration.config["unapproved_items"]`: "remove", the default,
+  or "mark");
 - reject: `{"status": "Unsuccessful"}`, plus a note with the reason.
 
 Exactly once: the outbox may deliver an event again after a crash in which the write landed
@@ -83,6 +85,12 @@ def _get(provider: ServiceM8Provider, obj: str, uuid: str) -> dict:
 
 def _set_aside_unapproved(provider: ServiceM8Provider, job_uuid: str, payload: dict) -> list[str]:
     approved = set(payload.get("approved_line_item_ids") or [])
+    if not approved:
+        # A partial approval of nothing would remove every material: refuse, don't guess.
+        raise ProviderValidationError(
+            "servicem8: a partial approval needs the uuids of the approved jobmaterials",
+            provider=provider.key,
+        )
     mode = payload.get("unapproved_items") or provider.context.config.get(
         "unapproved_items", "remove"
     )
