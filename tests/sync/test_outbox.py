@@ -211,7 +211,12 @@ def test_an_event_survives_a_broker_outage_and_a_worker_kill(
             ],
         },
     )
-    lease = {"OUTBOX_CLAIM_TIMEOUT": "3"}
+    # A short lease for the test (and time limits below it, as the settings demand).
+    lease = {
+        "OUTBOX_CLAIM_TIMEOUT": "3",
+        "OUTBOX_TASK_TIME_LIMIT": "2",
+        "OUTBOX_TASK_SOFT_TIME_LIMIT": "1",
+    }
     first = workers("outbox-a", env=lease)
     app.send_task("sync.outbox_relay")  # the beat's sweep, now that the broker is back
     wait_for(lambda: job_status(sandbox, quote["uuid"]) == "Work Order", timeout=60)
