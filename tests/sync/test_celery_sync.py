@@ -65,17 +65,14 @@ def test_faults_and_a_killed_worker_lose_and_duplicate_nothing(
         __import__("integrations.services").services.provider_for(sm8_integration).entities
     )
     sandbox_control(sandbox, "config", {"servicem8": {"page_size": 15}})
-    sandbox_control(
-        sandbox,
-        "faults",
-        {
-            "provider": "servicem8",
-            "error_rate": 0.1,
-            "error_statuses": [429, 500, 502, 503],
-            "latency_ms": 10,
-            "seed": 5,
-        },
-    )
+    faults = {
+        "provider": "servicem8",
+        "error_rate": 0.1,
+        "error_statuses": [429, 500, 502, 503],
+        "latency_ms": 10,
+        "seed": 5,
+    }
+    sandbox_control(sandbox, "faults", faults)
     first = workers("sync-a")
     app.send_task(
         "sync.sync_integration", kwargs={"integration_id": sm8_integration.pk, "mode": "full"}
@@ -90,7 +87,8 @@ def test_faults_and_a_killed_worker_lose_and_duplicate_nothing(
     victim = wait_for(mid_run)
     first.kill()
 
-    # The provider changes while no worker runs.
+    # The provider changes while no worker runs (the test's own calls go unfaulted).
+    requests.delete(f"{sandbox.url}/_sandbox/faults", timeout=5)
     companies = requests.get(
         f"{sandbox.url}/servicem8/api_1.0/company.json",
         headers={"X-Api-Key": "sm8-sandbox-api-key"},
@@ -105,6 +103,7 @@ def test_faults_and_a_killed_worker_lose_and_duplicate_nothing(
         f"{sandbox.url}/_sandbox/records/servicem8/company/{companies[1]['uuid']}", timeout=5
     ).raise_for_status()
     sandbox_control(sandbox, "records/servicem8/company", {"data": {"name": "Brand new"}})
+    sandbox_control(sandbox, "faults", faults)
 
     workers("sync-b")
     app.send_task(
