@@ -609,6 +609,11 @@ def main() -> None:
     parser.add_argument("--profile", action="store_true", help="cProfile the first full sync")
     parser.add_argument("--tracemalloc", action="store_true", help="trace Python allocations")
     parser.add_argument(
+        "--settings",
+        default="config.settings.test",
+        help="Django settings module (default %(default)s: DEBUG off, no query log)",
+    )
+    parser.add_argument(
         "--no-autoanalyze",
         action="store_true",
         help="on a server with autovacuum off, do not stand in for its analyzer",
@@ -616,7 +621,7 @@ def main() -> None:
     parser.add_argument("--_worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
 
-    os.environ["DJANGO_SETTINGS_MODULE"] = "config.settings.test"
+    os.environ["DJANGO_SETTINGS_MODULE"] = args.settings
     os.environ["DATABASE_URL"] = os.environ.get("DATABASE_URL") or DEFAULT_DATABASE_URL
     if args._worker:
         result = worker(json.loads(args._worker))
