@@ -621,12 +621,12 @@ def main() -> None:
     parser.add_argument("--_worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
 
-    os.environ["DJANGO_SETTINGS_MODULE"] = args.settings
-    os.environ["DATABASE_URL"] = os.environ.get("DATABASE_URL") or DEFAULT_DATABASE_URL
-    if args._worker:
+    if args._worker:  # settings and database come from the parent's environment
         result = worker(json.loads(args._worker))
         print(RESULT_MARK + json.dumps(result), flush=True)
         return
+    os.environ["DJANGO_SETTINGS_MODULE"] = args.settings
+    os.environ["DATABASE_URL"] = os.environ.get("DATABASE_URL") or DEFAULT_DATABASE_URL
 
     import django
 
