@@ -1,35 +1,38 @@
-"""Sync-engine throughput and memory: full ServiceM8 syncs against the sandbox and PostgreSQL.
+"""Sync-engine throughput and memory: full ServiceM8 syncs from the sandbox into PostgreSQL.
 
-    .venv/bin/python bench/sync_throughput.py [--jobs 100000]     # throughput
+    .venv/bin/python bench/sync_throughput.py [--jobs 100000]                # throughput
     .venv/bin/python bench/sync_throughput.py --memory [--records 1000000]   # peak memory
 
-Throughput (default): seeds a sandbox with about `--jobs` ServiceM8 jobs (a third of them
-quotes, status Quote), their clients (`--jobs`/2 companies, 1-2 contacts each) and their line
-items (2-6 `jobmaterial`s per job), plus the fixed staff list; the seeded file is cached under
-var/bench/ per size and seed, so reruns skip seeding. It then drops and recreates a PostgreSQL
-database (`fieldbridge_bench`), migrates it, and in a fresh worker process runs, entity by
-entity in the provider's dependency order (`sync.engine.sync_entity`): a full sync into the
-empty database, a second full sync (nothing changed), and an incremental sync (nothing
-changed). Per entity and in total it prints records fetched, rows created / updated /
-unchanged (rows across tables: a quote is a job row and a quote row, a quote's material is a
-job-material row and a line-item row), wall time and the part of it spent waiting on the
-provider (HTTP), records/s and rows upserted/s, the provider calls made (sandbox stats) against
-the minimum (the sum over entities of ceil(records / 5000)), and the worker's peak RSS.
+Throughput (default): a sandbox holding about `--jobs` ServiceM8 jobs (about a third of them
+quotes, status Quote), their clients (`--jobs`/2 companies with 1-2 contacts each), their line
+items (2-6 `jobmaterial`s per job) and the fixed staff list. The file is seeded once through the
+seeder's generator and the store's bulk loader (ServiceM8 rows only) and cached under var/bench/
+per shape, size and seed. A PostgreSQL database (`fieldbridge_bench`) is dropped, recreated and
+migrated, then a fresh worker process runs every entity in the provider's dependency order
+(`sync.engine.sync_entity`): a full sync into the empty database, a second full sync (nothing
+changed) and an incremental sync (nothing changed). Per entity and in total it prints records
+fetched; rows created, updated and unchanged (rows across tables: a quote is a job row and a
+quote row, a quote's material a job-material row and a line-item row); wall time split into
+provider calls (the HTTP layer's own per-call durations), SQL (time inside cursor.execute:
+psycopg's parameter conversion, the round trip and the server's work) and the rest (Python);
+records/s and rows upserted/s; provider calls made (sandbox stats) against the minimum, the sum
+over entities of ceil(records / 5000); and the worker's peak RSS per phase.
 
-Memory (`--memory`): seeds `--records` ServiceM8 clients (1,000,000 by default; clients are
-what the sandbox seeds fastest) and runs one full sync of them in a worker process, whose peak
-RSS is read from the kernel (VmHWM) so the seeding never counts.
+Memory (`--memory`): `--records` ServiceM8 clients (1,000,000 by default: clients are what the
+sandbox seeds fastest) and one full sync of them. The worker's peak RSS is the kernel's VmHWM,
+read inside the worker, so the seeding and migrating done here never count.
 
-The sandbox runs in its own process (so it does not share our GIL) with page size 5000
-(ServiceM8's maximum) and its rate limits raised far above what the run reaches; the worker's
-own limiter windows are raised likewise (the limiter still runs: in-process, or Redis when
-REDIS_URL is set). Both are said in the output. Settings: config.settings.test (DEBUG off, so
-Django keeps no query log); DATABASE_URL when set must name a database with "bench" in its
-name, since it is dropped.
+Conditions, all printed with the figures: the sandbox runs in its own process (it does not share
+our GIL) with page size 5000 (ServiceM8's maximum) and its rate limits raised far above what the
+run reaches; the worker's own limiter windows are raised likewise (the limiter still runs:
+in-process, or Redis when REDIS_URL is set). Settings: config.settings.test (`--settings`;
+DEBUG off, so Django keeps no query log). DATABASE_URL, when set, must name a database with
+"bench" in its name: it is dropped. On a server with autovacuum off the worker stands in for
+its analyzer (see `_AutoAnalyze`; `--no-autoanalyze` to measure without it).
 
-`--profile` runs the first full sync under cProfile (times are then not comparable), prints the
-top functions and saves var/bench/profile-*.prof; `--tracemalloc` reports Python's own peak
-allocation and its largest sites (slow).
+`--profile` runs the first full sync under cProfile (its times are then inflated), prints the top
+functions and saves var/bench/profile-*.prof; `--tracemalloc` adds Python's own allocation peak
+and largest sites per phase (slow).
 """
 
 from __future__ import annotations
@@ -350,7 +353,7 @@ def worker(spec: dict) -> dict:
     if tracing:
         import tracemalloc
 
-        tracemalloc.start(8)
+        tracemalloc.start(1)
     phases = []
     for index, (label, mode) in enumerate(spec["phases"]):
         requests.post(f"{sandbox}/_sandbox/stats/reset", timeout=30).raise_for_status()
@@ -413,6 +416,7 @@ def worker(spec: dict) -> dict:
             phase["tracemalloc_peak"] = tracemalloc.get_traced_memory()[1]
             top = tracemalloc.take_snapshot().statistics("lineno")[:12]
             phase["tracemalloc_top"] = [f"{s.size / 2**20:8.1f} MB  {s.traceback}" for s in top]
+            # (what is still allocated when the phase ends; the peak itself has no snapshot)
             tracemalloc.reset_peak()
         if profiler:
             phase["profile"] = _profile_report(profiler, spec["profile"])
@@ -565,6 +569,11 @@ def print_phase(phase: dict, objects: dict[str, int]) -> tuple[float, int, int]:
         )
     min_total = sum(minimum.values())
     line("total", totals, calls_total, min_total)
+    if phase["mode"] == "incremental":
+        print(
+            "  (an incremental run re-reads the provider's lookback window before the cursor: "
+            "edits up to 1 h 5 min older than the newest one seen)"
+        )
     if phase["requests_total"] != calls_total:
         print(f"  (the sandbox counted {phase['requests_total']} requests in all)")
     upserted = totals["created"] + totals["updated"]
@@ -575,7 +584,10 @@ def print_phase(phase: dict, objects: dict[str, int]) -> tuple[float, int, int]:
         f"{queries:,} SQL statements; peak RSS in this phase: {_mb(phase['peak_rss_kb'])}"
     )
     if phase.get("tracemalloc_peak"):
-        print(f"  tracemalloc peak: {phase['tracemalloc_peak'] / 2**20:,.1f} MB; largest sites:")
+        print(
+            f"  tracemalloc peak: {phase['tracemalloc_peak'] / 2**20:,.1f} MB; "
+            "largest sites still allocated at the end of the phase:"
+        )
         for text in phase["tracemalloc_top"]:
             print(f"    {text}")
     rate = upserted / totals["wall"] if totals["wall"] else 0.0
@@ -729,6 +741,11 @@ def main() -> None:
         print(f"  {what:50} {figure:>10}   target {target:24} {_verdict(ok)}")
     if args.profile:
         print(f"\ncProfile of the first full sync (saved to {profile}):")
+        if spec["autoanalyze"]:
+            print(
+                "(Python 3.12+ profiles every thread: the ANALYZE thread's waits show up as "
+                "psycopg Connection.execute and threading waits.)"
+            )
         print(result["phases"][0]["profile"])
     print(f"\nBenchmark wall time {time.monotonic() - started:.0f} s.")
 
