@@ -105,15 +105,12 @@ def integration_schedules_reconcile() -> int:
 
 
 def on_integration_saved(sender, instance: Integration, **kwargs) -> None:
-    transaction.on_commit(
-        lambda: (
-            integration_schedules_sync(
-                integration=Integration.objects.select_related("company").get(pk=instance.pk)
-            )
-            if Integration.objects.filter(pk=instance.pk).exists()
-            else None
-        )
-    )
+    def sync_schedules() -> None:
+        integration = Integration.objects.select_related("company").filter(pk=instance.pk).first()
+        if integration is not None:  # not deleted before the commit
+            integration_schedules_sync(integration=integration)
+
+    transaction.on_commit(sync_schedules)
 
 
 def on_integration_deleted(sender, instance: Integration, **kwargs) -> None:

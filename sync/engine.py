@@ -157,17 +157,47 @@ class _Run:
     pages: int = 0
 
 
-def sync_entity(*, integration_id: int, entity: str, mode: str) -> SyncRun:
-    """One full or incremental run. Raises RunLocked, IntegrationUnavailable, and the
-    provider's auth, budget and other errors after recording them on the run."""
+def _load(integration_id: int, entity: str) -> tuple[Integration, Provider]:
     integration = Integration.objects.select_related("company").get(pk=integration_id)
     if not integration.enabled or integration.status != Integration.Status.ACTIVE:
         raise IntegrationUnavailable(f"integration {integration_id} is {integration.status}")
     provider = provider_for(integration)
     if entity not in provider.entities:
         raise ValueError(f"{provider.name} does not sync {entity!r}")
+    return integration, provider
+
+
+@contextlib.contextmanager
+def _recorded(state: _Run) -> Iterator[None]:
+    """Record how a run ended: a truncated fetch is partial (and swallowed); auth, budget and
+    other errors end it failed or deferred and propagate."""
+    provider = state.provider
+    try:
+        yield
+    except PaginationError as exc:
+        _finish(state, SyncRun.Status.PARTIAL, f"Stopped paging: {exc}")
+    except ProviderAuthError as exc:
+        integration_mark_needs_reauth(integration_id=state.integration.pk, reason=str(exc))
+        _finish(state, SyncRun.Status.FAILED, provider.explain(exc))
+        raise
+    except BudgetExhausted as exc:
+        state.run.retry_at = exc.retry_at
+        _finish(state, SyncRun.Status.DEFERRED, provider.explain(exc))
+        raise
+    except ProviderError as exc:
+        _finish(state, SyncRun.Status.FAILED, provider.explain(exc))
+        raise
+    except BaseException as exc:
+        _finish(state, SyncRun.Status.FAILED, f"{type(exc).__name__}: {exc}"[:2000])
+        raise
+
+
+def sync_entity(*, integration_id: int, entity: str, mode: str) -> SyncRun:
+    """One full or incremental run. Raises RunLocked, IntegrationUnavailable, and the
+    provider's auth, budget and other errors after recording them on the run."""
     if mode not in (SyncRun.Mode.FULL, SyncRun.Mode.INCREMENTAL):
         raise ValueError(f"unknown sync mode {mode!r}")
+    integration, provider = _load(integration_id, entity)
     with run_lock(integration_id, entity) as exclusive:
         run = _start(integration, entity, mode, exclusive=bool(exclusive))
         state = _Run(
@@ -181,24 +211,8 @@ def sync_entity(*, integration_id: int, entity: str, mode: str) -> SyncRun:
                 integration=integration, entity=entity, resolved_at__isnull=True
             ).exists(),
         )
-        try:
+        with _recorded(state):
             _execute(state, mode)
-        except PaginationError as exc:
-            _finish(state, SyncRun.Status.PARTIAL, f"Stopped paging: {exc}")
-        except ProviderAuthError as exc:
-            integration_mark_needs_reauth(integration_id=integration_id, reason=str(exc))
-            _finish(state, SyncRun.Status.FAILED, f"{provider.explain(exc)}")
-            raise
-        except BudgetExhausted as exc:
-            run.retry_at = exc.retry_at
-            _finish(state, SyncRun.Status.DEFERRED, provider.explain(exc))
-            raise
-        except ProviderError as exc:
-            _finish(state, SyncRun.Status.FAILED, provider.explain(exc))
-            raise
-        except BaseException as exc:
-            _finish(state, SyncRun.Status.FAILED, f"{type(exc).__name__}: {exc}"[:2000])
-            raise
     return run
 
 
@@ -549,12 +563,7 @@ def sync_record(*, integration_id: int, entity: str, external_id: str) -> SyncRu
     """Re-fetch one record (a webhook named it) and apply it; a record the provider no longer
     has is marked deleted. Runs beside full and incremental runs: the writers skip a copy
     older than the stored one, so neither can undo the other."""
-    integration = Integration.objects.select_related("company").get(pk=integration_id)
-    if not integration.enabled or integration.status != Integration.Status.ACTIVE:
-        raise IntegrationUnavailable(f"integration {integration_id} is {integration.status}")
-    provider = provider_for(integration)
-    if entity not in provider.entities:
-        raise ValueError(f"{provider.name} does not sync {entity!r}")
+    integration, provider = _load(integration_id, entity)
     now = timezone.now()
     run = SyncRun.objects.create(
         integration=integration,
@@ -572,7 +581,7 @@ def sync_record(*, integration_id: int, entity: str, external_id: str) -> SyncRu
         has_held=True,
         has_errors=True,
     )
-    try:
+    with _recorded(state):
         raw = provider.fetch_record(entity, external_id)
         if raw is None:
             deleted = 0
@@ -589,17 +598,7 @@ def sync_record(*, integration_id: int, entity: str, external_id: str) -> SyncRu
             SyncRun.objects.filter(pk=run.pk).update(deleted_count=deleted)
         else:
             _apply_page(state, [raw], retrying_held=False)
-    except ProviderAuthError as exc:
-        integration_mark_needs_reauth(integration_id=integration_id, reason=str(exc))
-        _finish(state, SyncRun.Status.FAILED, provider.explain(exc))
-        raise
-    except ProviderError as exc:
-        _finish(state, SyncRun.Status.FAILED, provider.explain(exc))
-        raise
-    except BaseException as exc:
-        _finish(state, SyncRun.Status.FAILED, f"{type(exc).__name__}: {exc}"[:2000])
-        raise
-    run.refresh_from_db(fields=["failed_count", "held_count"])
-    failed = run.failed_count or run.held_count
-    _finish(state, SyncRun.Status.PARTIAL if failed else SyncRun.Status.SUCCESS, _summary(state))
+        run.refresh_from_db(fields=["failed_count", "held_count"])
+        status = SyncRun.Status.PARTIAL if run.failed_count or run.held_count else None
+        _finish(state, status or SyncRun.Status.SUCCESS, _summary(state))
     return run

@@ -1,12 +1,17 @@
 """Sandbox fixtures for the sync engine's end-to-end tests."""
 
+import time
+
 import pytest
 import requests
 from django.core.cache import cache
+from django.db import connection
 
+from config.celery import app
 from integrations.sandbox import accounts
 from integrations.sandbox.server import SandboxServer
 from tests import factories
+from tests.conftest import Worker, require_worker_services
 
 
 @pytest.fixture(scope="module")
@@ -60,3 +65,35 @@ def st_integration(sandbox_clean):
             "app_key": accounts.SERVICETITAN_APP_KEY,
         },
     )
+
+
+@pytest.fixture
+def workers():
+    require_worker_services()
+    # A worker left over from an interrupted run would take these queues' messages.
+    for name, queues in (app.control.inspect(timeout=1).active_queues() or {}).items():
+        if {q["name"] for q in queues} & {"sync", "outbox", "webhooks"}:
+            app.control.shutdown(destination=[name])
+    app.control.purge()
+    started: list[Worker] = []
+
+    def start(name: str, queues=("sync", "outbox", "webhooks"), env=None) -> Worker:
+        worker = Worker(list(queues), f"{name}-{len(started)}", extra_env=env).wait_ready()
+        started.append(worker)
+        return worker
+
+    yield start
+    for worker in started:
+        if worker.proc.poll() is None:
+            worker.stop()
+
+
+def wait_for(predicate, timeout=120.0, interval=0.2):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        connection.close()  # see other processes' commits
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout} s waiting for {predicate.__doc__}")

@@ -1,51 +1,16 @@
 """Syncs on real Celery workers (Redis broker, PostgreSQL) against the sandbox, with faults."""
 
-import time
-
 import pytest
 import requests
-from django.db import connection
 
 from config.celery import app
+from integrations.services import provider_for
 from portal.models import Client
 from sync.models import SyncCursor, SyncRun
-from tests.conftest import Worker, require_worker_services
 from tests.sync.compare import differences
-from tests.sync.conftest import sandbox_control, sandbox_stats
+from tests.sync.conftest import sandbox_control, sandbox_stats, wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture
-def workers():
-    require_worker_services()
-    # A worker left over from an interrupted run would take these queues' messages.
-    for name, queues in (app.control.inspect(timeout=1).active_queues() or {}).items():
-        if {q["name"] for q in queues} & {"sync", "outbox", "webhooks"}:
-            app.control.shutdown(destination=[name])
-    app.control.purge()
-    started: list[Worker] = []
-
-    def start(name: str, queues=("sync", "outbox", "webhooks"), env=None) -> Worker:
-        worker = Worker(list(queues), f"{name}-{len(started)}", extra_env=env).wait_ready()
-        started.append(worker)
-        return worker
-
-    yield start
-    for worker in started:
-        if worker.proc.poll() is None:
-            worker.stop()
-
-
-def wait_for(predicate, timeout=120.0, interval=0.2):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        connection.close()  # see other processes' commits
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout} s waiting for {predicate.__doc__}")
 
 
 def all_finished(integration, count):
@@ -61,9 +26,7 @@ def test_faults_and_a_killed_worker_lose_and_duplicate_nothing(
     sm8_integration, sandbox_clean, workers
 ):
     sandbox = sandbox_clean
-    entities = len(
-        __import__("integrations.services").services.provider_for(sm8_integration).entities
-    )
+    entities = len(provider_for(sm8_integration).entities)
     sandbox_control(sandbox, "config", {"servicem8": {"page_size": 15}})
     faults = {
         "provider": "servicem8",

@@ -13,8 +13,7 @@ from sync.engine import sync_entity
 from sync.models import OutboxEvent
 from sync.outbox import outbox_claim, outbox_dead_replay, outbox_deliver, outbox_event_enqueue
 from tests.conftest import require_service
-from tests.sync.conftest import sandbox_control, sandbox_stats
-from tests.sync.test_celery_sync import wait_for, workers  # noqa: F401 - fixture
+from tests.sync.conftest import sandbox_control, sandbox_stats, wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 API = "/servicem8/api_1.0"
@@ -184,7 +183,7 @@ def broker_down():
 def test_an_event_survives_a_broker_outage_and_a_worker_kill(
     sm8_integration,
     sandbox_clean,
-    workers,  # noqa: F811
+    workers,
 ):
     sandbox = sandbox_clean
     sync_entity(integration_id=sm8_integration.pk, entity="clients", mode="full")

@@ -10,8 +10,7 @@ import requests
 from sync.models import SyncRun, WebhookEvent
 from sync.webhooks import webhook_event_process
 from tests import factories
-from tests.sync.conftest import sandbox_stats
-from tests.sync.test_celery_sync import wait_for, workers  # noqa: F401 - fixture
+from tests.sync.conftest import sandbox_stats, wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 TOKEN = "whk-0123456789abcdef"  # noqa: S105 - a test token
@@ -128,7 +127,7 @@ def test_the_same_webhook_three_times_makes_one_event_and_one_refetch(
     client,
     sm8_hooked,
     sandbox_clean,
-    workers,  # noqa: F811
+    workers,
 ):
     workers("hooks", queues=("webhooks",))
     job = a_job(sandbox_clean)
