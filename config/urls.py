@@ -19,5 +19,6 @@ urlpatterns = [
         name="webhook-token",
     ),
     path("", dashboard, name="dashboard"),
+    path("quotes/", include("quotes.urls")),
     path("", include(("portal.urls", "portal"))),
 ]

@@ -101,3 +101,70 @@ def demo_seed(*, password: str, sandbox_url: str = "") -> DemoAccounts:
     return DemoAccounts(
         company=company, admin=admin, client_user=client_user, client=client, password=password
     )
+
+
+def invitation_user(uidb64: str) -> User | None:
+    """The user an invitation or password-reset link names, or None."""
+    from django.utils.http import urlsafe_base64_decode
+
+    try:
+        pk = int(urlsafe_base64_decode(uidb64).decode())
+    except (TypeError, ValueError, OverflowError, UnicodeDecodeError):
+        return None
+    return User.objects.filter(pk=pk, is_active=True).first()
+
+
+def client_user_invite(
+    *, client: Client, email: str, invited_by: User | None, base_url: str
+) -> tuple[User, str]:
+    """Give `email` access to `client` and email them a one-time link to choose a password.
+    An existing user is added to the client (and still gets the link, so they can sign in).
+    Returns the user and the link. Recorded in the AuditLog."""
+    from django.contrib.auth.tokens import default_token_generator
+    from django.core.exceptions import ValidationError
+    from django.core.mail import send_mail
+    from django.core.validators import validate_email
+    from django.urls import reverse
+    from django.utils.encoding import force_bytes
+    from django.utils.http import urlsafe_base64_encode
+
+    from portal.models import AuditLog
+
+    email = (email or "").strip().lower()
+    try:
+        validate_email(email)
+    except ValidationError:
+        raise ValidationError({"email": "Enter a valid email address."}) from None
+    with transaction.atomic():
+        user = User.objects.filter(email__iexact=email).first()
+        created = user is None
+        if created:
+            user = User.objects.create_user(email=email, password=None)
+        _, added = ClientMembership.objects.get_or_create(user=user, client=client)
+        AuditLog.objects.create(
+            company=client.integration.company,
+            actor=invited_by,
+            action="client_user.invite",
+            target_type="client",
+            target_id=str(client.pk),
+            target_repr=client.name[:255],
+            after={"email": email, "new_user": created, "membership_added": added},
+        )
+    uid = urlsafe_base64_encode(force_bytes(user.pk))
+    token = default_token_generator.make_token(user)
+    link = base_url.rstrip("/") + reverse(
+        "portal:invitation-accept", kwargs={"uidb64": uid, "token": token}
+    )
+    company = client.integration.company.name
+    transaction.on_commit(
+        lambda: send_mail(
+            subject=f"{company} invited you to see your jobs and quotes",
+            message=(
+                f"{company} uses Fieldbridge to share jobs and quotes with {client.name}.\n\n"
+                f"Choose a password to sign in (this link works once):\n{link}\n"
+            ),
+            from_email=None,
+            recipient_list=[email],
+        )
+    )
+    return user, link

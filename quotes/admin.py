@@ -35,21 +35,26 @@ class QuoteLineItemAdmin(SyncedAdmin):
 
 @admin.register(models.QuoteDecision)
 class QuoteDecisionAdmin(admin.ModelAdmin):
-    list_display = ["quote", "decision", "decided_by", "decided_at", "writeback_status"]
-    list_filter = ["decision", "writeback_status"]
+    list_display = ["quote", "decision", "decided_by", "decided_at", "writeback"]
+    list_filter = ["decision", "outbox_event__status"]
+    list_select_related = ["quote", "decided_by", "outbox_event"]
     readonly_fields = [
         "quote",
         "decided_by",
         "decided_at",
         "decision",
+        "is_partial",
         "approved_line_items",
         "notes",
         "rejection_reason",
-        "writeback_status",
-        "writeback_error",
-        "writeback_at",
+        "ip_address",
+        "outbox_event",
         "voided_at",
     ]
+
+    @admin.display(description="write-back", ordering="outbox_event__status")
+    def writeback(self, obj):
+        return obj.outbox_event.get_status_display() if obj.outbox_event else "—"
 
     def has_add_permission(self, request):
         return False

@@ -89,18 +89,12 @@ class QuoteLineItem(SyncedModel):
 
 class QuoteDecision(TimeStampedModel):
     """A client user's approval (whole or chosen line items) or rejection of a quote, and the
-    state of its write-back to the provider. At most one decision per quote is in force."""
+    state of its write-back to the provider (its OutboxEvent). At most one decision per quote
+    is in force."""
 
     class Decision(models.TextChoices):
         APPROVE = "approve", "Approve"
         REJECT = "reject", "Reject"
-
-    class WritebackStatus(models.TextChoices):
-        PENDING = "pending", "Pending"
-        SENDING = "sending", "Sending"
-        SENT = "sent", "Sent"
-        FAILED = "failed", "Failed (will retry)"
-        DEAD = "dead", "Dead (needs a person)"
 
     quote = models.ForeignKey(Quote, on_delete=models.PROTECT, related_name="decisions")
     decided_by = models.ForeignKey(
@@ -111,13 +105,19 @@ class QuoteDecision(TimeStampedModel):
     approved_line_items = models.ManyToManyField(
         QuoteLineItem, related_name="approving_decisions", blank=True
     )
+    # An approval of chosen line items (approved_line_items) rather than the whole quote.
+    is_partial = models.BooleanField(default=False)
     notes = models.TextField(blank=True)
     rejection_reason = models.TextField(blank=True)
-    writeback_status = models.CharField(
-        max_length=8, choices=WritebackStatus.choices, default=WritebackStatus.PENDING
+    ip_address = models.GenericIPAddressField(null=True, blank=True)
+    # The provider write-back: its state (pending, sending, sent, failed, dead) is the event's.
+    outbox_event = models.OneToOneField(
+        "sync.OutboxEvent",
+        on_delete=models.PROTECT,
+        related_name="quote_decision",
+        null=True,
+        blank=True,
     )
-    writeback_error = models.TextField(blank=True)
-    writeback_at = models.DateTimeField(null=True, blank=True)
     # Set when the provider re-opened the quote, so a new decision may be taken; kept as history.
     voided_at = models.DateTimeField(null=True, blank=True)
 
@@ -133,10 +133,6 @@ class QuoteDecision(TimeStampedModel):
                 condition=Q(decision="approve", rejection_reason="")
                 | (Q(decision="reject") & ~Q(rejection_reason="")),
                 name="quotes_decision_reason_iff_reject",
-            ),
-            models.CheckConstraint(
-                condition=Q(writeback_status__in=["pending", "sending", "sent", "failed", "dead"]),
-                name="quotes_decision_writeback_valid",
             ),
         ]
 

@@ -1,23 +1,34 @@
 from django.db.models import Exists, F, OuterRef, QuerySet
 
 from portal.models import User
+from portal.selectors import visibility_q
 from quotes.models import Quote, QuoteDecision
 
 
+def quote_list_visible_to(*, user: User) -> QuerySet[Quote]:
+    """Live quotes of live clients that the user may see (see portal.selectors)."""
+    quotes = Quote.objects.filter(remote_deleted_at__isnull=True).exclude(
+        client__remote_deleted_at__isnull=False
+    )
+    scope = visibility_q(user, client_field="client_id")
+    if scope is not None:
+        quotes = quotes.filter(scope)
+    return quotes.select_related("client", "integration")
+
+
 def quote_list_for_user(*, user: User) -> QuerySet[Quote]:
-    return Quote.objects.filter(
-        client__memberships__user=user,
-        client__remote_deleted_at__isnull=True,
-        remote_deleted_at__isnull=True,
-    ).select_related("client")
+    return quote_list_visible_to(user=user)
+
+
+def decision_in_force():
+    return QuoteDecision.objects.filter(quote=OuterRef("pk"), voided_at__isnull=True)
 
 
 def quote_list_awaiting_decision(*, user: User) -> QuerySet[Quote]:
     """Sent quotes with no decision in force, soonest expiry first."""
-    decided = QuoteDecision.objects.filter(quote=OuterRef("pk"), voided_at__isnull=True)
     return (
-        quote_list_for_user(user=user)
+        quote_list_visible_to(user=user)
         .filter(status=Quote.Status.SENT)
-        .filter(~Exists(decided))
+        .filter(~Exists(decision_in_force()))
         .order_by(F("valid_until").asc(nulls_last=True), "-id")
     )

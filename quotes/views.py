@@ -1,21 +1,258 @@
-from django.contrib.auth.decorators import login_required
-from django.http import HttpRequest, HttpResponse
-from django.shortcuts import render
-from django.utils import timezone
+"""The client portal's quote pages and dashboard. Views are thin: a selector builds the context,
+a service (quotes.services) takes the decision. Every lookup goes through the user's visibility
+scope, so someone else's quote is a 404."""
 
-from portal.selectors import client_list_for_user, job_list_for_user
-from quotes.selectors import quote_list_awaiting_decision
+from __future__ import annotations
+
+from decimal import Decimal
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
+from django.db.models import Prefetch, Q
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.utils import timezone
+from django.views.decorators.http import require_POST
+
+from portal.selectors import client_list_visible_to, job_list_visible_to
+from portal.views import client_ip
+from quotes.models import Quote, QuoteDecision, QuoteLineItem
+from quotes.selectors import (
+    decision_in_force,
+    quote_list_awaiting_decision,
+    quote_list_visible_to,
+)
+from quotes.services import (
+    QuoteDecisionError,
+    decidable_problem,
+    quote_approve,
+    quote_decision_retry_writeback,
+    quote_reject,
+)
+
+PAGE_SIZE = 50
+QUOTE_FILTERS = {
+    "awaiting": "Awaiting a decision",
+    "decided": "Decided",
+    "all": "All quotes",
+}
 
 
 @login_required
 def dashboard(request: HttpRequest) -> HttpResponse:
     """Quotes awaiting a decision first, then upcoming and recent jobs."""
     now = timezone.now()
-    jobs = job_list_for_user(user=request.user)
+    jobs = job_list_visible_to(user=request.user)
     context = {
-        "clients": client_list_for_user(user=request.user),
-        "awaiting_quotes": quote_list_awaiting_decision(user=request.user)[:20],
-        "upcoming_jobs": jobs.filter(scheduled_start__gte=now).order_by("scheduled_start")[:10],
-        "recent_jobs": jobs.filter(scheduled_start__lt=now).order_by("-scheduled_start")[:10],
+        "clients": list(client_list_visible_to(user=request.user)[:21]),
+        "awaiting_quotes": list(quote_list_awaiting_decision(user=request.user)[:20]),
+        "upcoming_jobs": list(
+            jobs.filter(scheduled_start__gte=now).order_by("scheduled_start", "id")[:10]
+        ),
+        "recent_jobs": list(
+            jobs.filter(scheduled_start__lt=now).order_by("-scheduled_start", "-id")[:10]
+        ),
     }
     return render(request, "portal/dashboard.html", context)
+
+
+@login_required
+def quote_list(request: HttpRequest) -> HttpResponse:
+    show = request.GET.get("show", "awaiting")
+    if show not in QUOTE_FILTERS:
+        show = "awaiting"
+    query = (request.GET.get("q") or "").strip()[:100]
+    if show == "awaiting":
+        quotes = quote_list_awaiting_decision(user=request.user)
+    else:
+        quotes = quote_list_visible_to(user=request.user).order_by("-sent_at", "-id")
+        if show == "decided":
+            from django.db.models import Exists
+
+            quotes = quotes.filter(Exists(decision_in_force()))
+    if query:
+        quotes = quotes.filter(
+            Q(number__icontains=query)
+            | Q(title__icontains=query)
+            | Q(client__name__icontains=query)
+        )
+    page = Paginator(quotes, PAGE_SIZE).get_page(request.GET.get("page"))
+    return render(
+        request,
+        "quotes/quote_list.html",
+        {"page": page, "show": show, "filters": QUOTE_FILTERS, "q": query},
+    )
+
+
+def _quote_for(request: HttpRequest, pk: int) -> Quote:
+    decisions = QuoteDecision.objects.select_related("decided_by", "outbox_event").prefetch_related(
+        "approved_line_items"
+    )
+    try:
+        return (
+            quote_list_visible_to(user=request.user)
+            .select_related("job", "integration__company")
+            .prefetch_related(
+                Prefetch(
+                    "line_items",
+                    queryset=QuoteLineItem.objects.filter(remote_deleted_at__isnull=True),
+                    to_attr="live_items",
+                ),
+                Prefetch("decisions", queryset=decisions, to_attr="all_decisions"),
+            )
+            .get(pk=pk)
+        )
+    except Quote.DoesNotExist:
+        raise Http404("No such quote") from None
+
+
+def _is_team_member(request: HttpRequest, quote: Quote) -> bool:
+    user = request.user
+    return (
+        user.is_superuser
+        or user.team_memberships.filter(company_id=quote.integration.company_id).exists()
+    )
+
+
+def _quote_context(request: HttpRequest, quote: Quote, **extra) -> dict:
+    in_force = next((d for d in quote.all_decisions if d.voided_at is None), None)
+    problem = None if in_force else decidable_problem(quote)
+    tax_rate = (quote.tax_total / quote.subtotal) if quote.subtotal else Decimal("0")
+    return {
+        "quote": quote,
+        "items": quote.live_items,
+        "decision": in_force,
+        "history": [d for d in quote.all_decisions if d.voided_at is not None],
+        "can_decide": in_force is None and problem is None,
+        "problem": problem.messages[0] if problem else "",
+        "tax_rate": tax_rate,
+        "is_team_member": _is_team_member(request, quote),
+        "provider_name": quote.integration.get_provider_display(),
+        **extra,
+    }
+
+
+@login_required
+def quote_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    quote = _quote_for(request, pk)
+    return render(request, "quotes/quote_detail.html", _quote_context(request, quote))
+
+
+@login_required
+@require_POST
+def quote_decide(request: HttpRequest, pk: int) -> HttpResponse:
+    """Two steps, both plain forms (no script needed): `step=review` shows what will be sent;
+    `step=confirm` takes the decision."""
+    quote = _quote_for(request, pk)
+    action = request.POST.get("action")
+    step = request.POST.get("step", "review")
+    if action not in {"approve_all", "approve_selected", "reject"}:
+        messages.error(request, "Choose whether to approve or reject the quote.")
+        return redirect("quotes:detail", pk=quote.pk)
+    chosen_ids = request.POST.getlist("line_items")
+    notes = request.POST.get("notes", "")
+    reason = request.POST.get("reason", "")
+    context = _quote_context(request, quote, action=action, notes=notes, reason=reason)
+    try:
+        if action == "approve_all":
+            chosen = None
+        elif action == "approve_selected":
+            chosen = chosen_ids
+        else:
+            chosen = None
+        if step == "confirm":
+            if action == "reject":
+                quote_reject(
+                    user=request.user,
+                    quote_id=quote.pk,
+                    reason=reason,
+                    ip_address=client_ip(request),
+                )
+                messages.success(request, "You rejected the quote. The business has been told.")
+            else:
+                decision = quote_approve(
+                    user=request.user,
+                    quote_id=quote.pk,
+                    line_item_ids=chosen,
+                    notes=notes,
+                    ip_address=client_ip(request),
+                )
+                messages.success(
+                    request,
+                    "You approved the chosen items. The business has been told."
+                    if decision.is_partial
+                    else "You approved the quote. The business has been told.",
+                )
+            return redirect("quotes:detail", pk=quote.pk)
+        context.update(_review(quote, action, chosen, reason))
+    except QuoteDecisionError as exc:
+        context["form_error"] = exc.messages[0]
+        context["error_field"] = exc.field
+        return render(request, "quotes/quote_detail.html", context, status=422)
+    return render(request, "quotes/quote_confirm.html", context)
+
+
+def _review(quote: Quote, action: str, chosen, reason: str) -> dict:
+    """What the confirmation page shows; validates like the service will."""
+    from quotes.services import _clean_text, _ids
+
+    problem = decidable_problem(quote)
+    if problem is not None:
+        raise problem
+    if any(d.voided_at is None for d in quote.all_decisions):
+        raise QuoteDecisionError("This quote has already been decided.", code="already_decided")
+    if action == "reject":
+        if not _clean_text(reason, field="reason", limit=2000):
+            raise QuoteDecisionError(
+                "Please give a reason for rejecting the quote.",
+                code="reason_required",
+                field="reason",
+            )
+        return {"approved": [], "approved_subtotal": None}
+    items = quote.live_items
+    if chosen is None:
+        approved = items
+    else:
+        ids = set(_ids(chosen))
+        known = {item.pk for item in items}
+        if ids - known:
+            raise QuoteDecisionError(
+                "Some chosen line items are not on this quote.",
+                code="unknown_items",
+                field="line_items",
+            )
+        approved = [item for item in items if item.pk in ids]
+    subtotal = sum((item.total for item in approved), Decimal("0"))
+    if chosen is None:
+        tax, total = quote.tax_total, quote.total
+    else:
+        rate = (quote.tax_total / quote.subtotal) if quote.subtotal else Decimal("0")
+        tax = (
+            Decimal("0")
+            if quote.prices_include_tax
+            else (subtotal * rate).quantize(Decimal("0.01"))
+        )
+        total = subtotal + tax
+    return {
+        "approved": approved,
+        "chosen_ids": [item.pk for item in approved] if chosen is not None else [],
+        "approved_subtotal": subtotal,
+        "approved_tax": tax,
+        "approved_total": total,
+    }
+
+
+@login_required
+@require_POST
+def quote_retry_writeback(request: HttpRequest, pk: int) -> HttpResponse:
+    """Staff only: send a failed write-back again."""
+    quote = _quote_for(request, pk)
+    if not _is_team_member(request, quote):
+        raise Http404("No such quote")
+    decision = next((d for d in quote.all_decisions if d.voided_at is None), None)
+    if decision and quote_decision_retry_writeback(user=request.user, decision_id=decision.pk):
+        messages.success(request, "The decision will be sent again now.")
+    else:
+        messages.info(request, "There is nothing to retry: the write-back is not failed.")
+    return redirect("quotes:detail", pk=quote.pk)

@@ -160,7 +160,9 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
 }
 
+from config.settings.components.admin_ops import *  # noqa: E402,F403
 from config.settings.components.celery import *  # noqa: E402,F403
 from config.settings.components.logging import *  # noqa: E402,F403
+from config.settings.components.portal import *  # noqa: E402,F403
 from config.settings.components.sentry import *  # noqa: E402,F403
 from config.settings.components.sync import *  # noqa: E402,F403
