@@ -337,7 +337,17 @@ class Job(SyncedModel):
         ordering = ["-scheduled_start", "-id"]
         indexes = [
             models.Index(fields=["integration", "status"]),
-            models.Index(fields=["client", "scheduled_start"]),
+            # The portal's job lists walk these in page order (newest scheduled first).
+            models.Index(
+                fields=["client", "scheduled_start", "id"],
+                condition=Q(remote_deleted_at__isnull=True),
+                name="job_client_sched_idx",
+            ),
+            models.Index(
+                fields=["integration", "scheduled_start", "id"],
+                condition=Q(remote_deleted_at__isnull=True),
+                name="job_integ_sched_idx",
+            ),
         ]
         constraints = [
             *SyncedModel.Meta.constraints,
@@ -460,3 +470,24 @@ class AuditLog(models.Model):
 
     def __str__(self) -> str:
         return f"{self.action} {self.target_type}:{self.target_id}"
+
+
+class ApiToken(models.Model):
+    """A per-user API token for programmatic consumers. Only a SHA-256 digest of the secret is
+    stored, with a short public prefix to find it by; the plain token is shown once."""
+
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="api_tokens")
+    name = models.CharField(max_length=120, help_text="What the token is for.")
+    prefix = models.CharField(max_length=16, unique=True, editable=False)
+    digest = models.CharField(max_length=64, unique=True, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField()
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name = "API token"
+
+    def __str__(self) -> str:
+        return f"{self.name} (fb_{self.prefix}…)"

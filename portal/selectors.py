@@ -10,6 +10,8 @@ member never gets duplicate rows and no `DISTINCT` is needed. Records the provid
 (`remote_deleted_at`) are hidden, and so is everything of a deleted client.
 """
 
+from dataclasses import dataclass
+
 from django.db.models import Q, QuerySet
 
 from portal.models import Client, ClientMembership, Company, Job, TeamMembership, User
@@ -23,6 +25,32 @@ def user_company_ids(user: User):
     return TeamMembership.objects.filter(user=user).values("company_id")
 
 
+@dataclass(frozen=True)
+class Scope:
+    client_ids: tuple[int, ...]
+    integration_ids: tuple[int, ...]
+
+
+def user_scope(user: User) -> Scope:
+    """The ids a non-superuser may see, read once per request (cached on the user object):
+    plain id lists let PostgreSQL walk an index in page order instead of filtering 100,000
+    rows through subqueries."""
+    cached = getattr(user, "_fieldbridge_scope", None)
+    if cached is None:
+        from integrations.models import Integration
+
+        cached = Scope(
+            client_ids=tuple(user_client_ids(user).values_list("client_id", flat=True)),
+            integration_ids=tuple(
+                Integration.objects.filter(company_id__in=user_company_ids(user)).values_list(
+                    "id", flat=True
+                )
+            ),
+        )
+        user._fieldbridge_scope = cached
+    return cached
+
+
 def visibility_q(user: User, *, client_field: str | None) -> Q | None:
     """The scope of a row with a `client` (through `client_field`) and an `integration`.
     None means "everything" (a superuser); a Q that matches nothing for anonymous users."""
@@ -30,10 +58,18 @@ def visibility_q(user: User, *, client_field: str | None) -> Q | None:
         return Q(pk__in=[])
     if user.is_superuser:
         return None
-    scope = Q(integration__company_id__in=user_company_ids(user))
-    if client_field is not None:
-        scope |= Q(**{f"{client_field}__in": user_client_ids(user)})
-    return scope
+    scope = user_scope(user)
+    parts = []
+    if scope.integration_ids:
+        parts.append(Q(integration_id__in=scope.integration_ids))
+    if client_field is not None and scope.client_ids:
+        parts.append(Q(**{f"{client_field}__in": scope.client_ids}))
+    if not parts:
+        return Q(pk__in=[])
+    combined = parts[0]
+    for part in parts[1:]:
+        combined |= part
+    return combined
 
 
 def _scoped(queryset: QuerySet, user: User, *, client_field: str | None) -> QuerySet:

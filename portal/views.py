@@ -9,7 +9,6 @@ from django.conf import settings
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.core.cache import cache
-from django.core.paginator import Paginator
 from django.db.models import Prefetch, Q
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
@@ -18,6 +17,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_date
 
 from portal.models import Job, JobActivity
+from portal.paging import page_of
 from portal.selectors import job_list_visible_to
 from portal.services import invitation_user
 
@@ -162,7 +162,7 @@ def job_list(request: HttpRequest) -> HttpResponse:
             | Q(client__name__icontains=query)
         )
     jobs = jobs.order_by(*Job._meta.ordering)
-    page = Paginator(jobs, PAGE_SIZE).get_page(request.GET.get("page"))
+    page = page_of(jobs, request.GET.get("page"), size=PAGE_SIZE)
     context = {
         "page": page,
         "statuses": JOB_STATUSES,

@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from portal.admin import SyncedAdmin
+from portal.admin import CompanyScopedAdminMixin, SyncedAdmin
 from quotes import models
 
 
@@ -34,7 +34,7 @@ class QuoteLineItemAdmin(SyncedAdmin):
 
 
 @admin.register(models.QuoteDecision)
-class QuoteDecisionAdmin(admin.ModelAdmin):
+class QuoteDecisionAdmin(CompanyScopedAdminMixin, admin.ModelAdmin):
     list_display = ["quote", "decision", "decided_by", "decided_at", "writeback"]
     list_filter = ["decision", "outbox_event__status"]
     list_select_related = ["quote", "decided_by", "outbox_event"]

@@ -41,9 +41,29 @@ class Quote(SyncedModel):
 
     class Meta(SyncedModel.Meta):
         ordering = ["-sent_at", "-id"]
+        # The portal's lists walk these in page order (awaiting: soonest expiry first; all:
+        # newest first), so a page of 50 reads ~50 index entries whatever the row count.
         indexes = [
-            models.Index(fields=["integration", "status"]),
-            models.Index(fields=["client", "status"]),
+            models.Index(
+                fields=["client", "status", "valid_until", "id"],
+                condition=Q(remote_deleted_at__isnull=True),
+                name="quote_client_awaiting_idx",
+            ),
+            models.Index(
+                fields=["integration", "status", "valid_until", "id"],
+                condition=Q(remote_deleted_at__isnull=True),
+                name="quote_integ_awaiting_idx",
+            ),
+            models.Index(
+                fields=["client", "sent_at", "id"],
+                condition=Q(remote_deleted_at__isnull=True),
+                name="quote_client_sent_idx",
+            ),
+            models.Index(
+                fields=["integration", "sent_at", "id"],
+                condition=Q(remote_deleted_at__isnull=True),
+                name="quote_integ_sent_idx",
+            ),
         ]
         constraints = [
             *SyncedModel.Meta.constraints,

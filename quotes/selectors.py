@@ -30,5 +30,22 @@ def quote_list_awaiting_decision(*, user: User) -> QuerySet[Quote]:
         quote_list_visible_to(user=user)
         .filter(status=Quote.Status.SENT)
         .filter(~Exists(decision_in_force()))
-        .order_by(F("valid_until").asc(nulls_last=True), "-id")
+        .order_by(F("valid_until").asc(nulls_last=True), "id")
     )
+
+
+def quote_amounts(quote: Quote, items) -> dict:
+    """Subtotal, tax, total and tax rate to show for a quote. Providers that give no ex-tax
+    subtotal (ServiceM8 gives only the job's tax-inclusive total) get one from the line items:
+    subtotal = the items' sum, tax = total - subtotal."""
+    from decimal import Decimal
+
+    subtotal, tax, total = quote.subtotal, quote.tax_total, quote.total
+    items_sum = sum((item.total for item in items), Decimal("0"))
+    if not subtotal and items:
+        subtotal = items_sum
+        tax = max(total - items_sum, Decimal("0")) if not quote.prices_include_tax else tax
+    if not total:
+        total = subtotal + (Decimal("0") if quote.prices_include_tax else tax)
+    rate = (tax / subtotal) if subtotal and not quote.prices_include_tax else Decimal("0")
+    return {"subtotal": subtotal, "tax": tax, "total": total, "tax_rate": rate}

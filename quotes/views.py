@@ -8,18 +8,19 @@ from decimal import Decimal
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.paginator import Paginator
 from django.db.models import Prefetch, Q
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
+from portal.paging import page_of
 from portal.selectors import client_list_visible_to, job_list_visible_to
 from portal.views import client_ip
 from quotes.models import Quote, QuoteDecision, QuoteLineItem
 from quotes.selectors import (
     decision_in_force,
+    quote_amounts,
     quote_list_awaiting_decision,
     quote_list_visible_to,
 )
@@ -77,7 +78,7 @@ def quote_list(request: HttpRequest) -> HttpResponse:
             | Q(title__icontains=query)
             | Q(client__name__icontains=query)
         )
-    page = Paginator(quotes, PAGE_SIZE).get_page(request.GET.get("page"))
+    page = page_of(quotes, request.GET.get("page"), size=PAGE_SIZE)
     return render(
         request,
         "quotes/quote_list.html",
@@ -118,15 +119,16 @@ def _is_team_member(request: HttpRequest, quote: Quote) -> bool:
 def _quote_context(request: HttpRequest, quote: Quote, **extra) -> dict:
     in_force = next((d for d in quote.all_decisions if d.voided_at is None), None)
     problem = None if in_force else decidable_problem(quote)
-    tax_rate = (quote.tax_total / quote.subtotal) if quote.subtotal else Decimal("0")
+    amounts = quote_amounts(quote, quote.live_items)
     return {
+        "amounts": amounts,
         "quote": quote,
         "items": quote.live_items,
         "decision": in_force,
         "history": [d for d in quote.all_decisions if d.voided_at is not None],
         "can_decide": in_force is None and problem is None,
         "problem": problem.messages[0] if problem else "",
-        "tax_rate": tax_rate,
+        "tax_rate": amounts["tax_rate"],
         "is_team_member": _is_team_member(request, quote),
         "provider_name": quote.integration.get_provider_display(),
         **extra,

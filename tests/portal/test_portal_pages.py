@@ -1,0 +1,281 @@
+"""The client portal's pages through Django's test client: tenancy (404s), deciding in two
+steps, errors as messages, constant query counts, throttled sign-in, reset and invitations."""
+
+import re
+from datetime import timedelta
+from decimal import Decimal
+
+import pytest
+from django.core import mail
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+
+from portal.models import ClientMembership, TeamMembership
+from portal.services import client_user_invite
+from quotes.models import Quote, QuoteDecision
+from sync.models import OutboxEvent
+from tests import factories
+
+pytestmark = pytest.mark.django_db
+PASSWORD = "correct-horse-battery"
+
+
+@pytest.fixture
+def member():
+    return factories.ClientMembershipFactory()
+
+
+def make_quote(membership, n_items=3, **extra):
+    client = membership.client
+    fields = {
+        "subtotal": Decimal("300.00"),
+        "tax_total": Decimal("30.00"),
+        "total": Decimal("330.00"),
+        "valid_until": timezone.now().date() + timedelta(days=5),
+        **extra,
+    }
+    quote = factories.QuoteFactory(integration=client.integration, client=client, **fields)
+    for n in range(n_items):
+        factories.QuoteLineItemFactory(
+            integration=client.integration,
+            quote=quote,
+            name=f"Item {n}",
+            total=Decimal("100.00"),
+            sort_order=n,
+        )
+    return quote
+
+
+def test_every_page_404s_for_another_tenants_objects(client, member):
+    other = factories.ClientMembershipFactory()
+    their_quote = make_quote(other)
+    their_job = factories.JobFactory(integration=other.client.integration, client=other.client)
+    client.force_login(member.user)
+    for url in (
+        f"/quotes/{their_quote.pk}/",
+        f"/portal-missing/{their_quote.pk}/",
+        f"/jobs/{their_job.pk}/",
+    ):
+        response = client.get(url)
+        assert response.status_code == 404, url
+        assert "not yours to see" in response.content.decode()
+    for url in (f"/quotes/{their_quote.pk}/decide/", f"/quotes/{their_quote.pk}/retry-writeback/"):
+        assert client.post(url, {"action": "approve_all", "step": "confirm"}).status_code == 404
+    assert not QuoteDecision.objects.exists()
+    lists = client.get("/quotes/?show=all").content.decode() + client.get("/jobs/").content.decode()
+    assert their_quote.number not in lists and their_job.number not in lists
+
+
+def test_a_user_with_several_clients_sees_each_and_only_those(client, member):
+    second = factories.ClientFactory(integration=member.client.integration, name="Second Site")
+    ClientMembership.objects.create(user=member.user, client=second)
+    mine = make_quote(member)
+    also_mine = factories.QuoteFactory(integration=second.integration, client=second)
+    unrelated = factories.QuoteFactory(integration=second.integration)  # same company, not mine
+    client.force_login(member.user)
+    page = client.get("/quotes/?show=all").content.decode()
+    assert mine.number in page and also_mine.number in page and unrelated.number not in page
+
+
+def test_deciding_takes_a_confirmation_step_then_shows_the_decision(client, member):
+    quote = make_quote(member)
+    items = list(quote.line_items.order_by("sort_order"))
+    client.force_login(member.user)
+    form = {
+        "action": "approve_selected",
+        "line_items": [items[0].pk, items[2].pk],
+        "notes": "Mornings only",
+    }
+    review = client.post(f"/quotes/{quote.pk}/decide/", {**form, "step": "review"})
+    assert review.status_code == 200
+    text = review.content.decode()
+    assert "Approve 2 of 3 items" in text and "USD 220.00" in text  # 200 + 10% tax
+    assert not QuoteDecision.objects.exists()  # nothing decided before confirming
+    done = client.post(f"/quotes/{quote.pk}/decide/", {**form, "step": "confirm"}, follow=True)
+    text = done.content.decode()
+    assert "You approved the chosen items" in text
+    assert "Partly approved" in text and "Mornings only" in text
+    assert 'data-writeback="pending"' in text
+    decision = QuoteDecision.objects.get()
+    assert set(decision.approved_line_items.values_list("pk", flat=True)) == {
+        items[0].pk,
+        items[2].pk,
+    }
+
+
+def test_reject_without_a_reason_is_a_message_not_an_error(client, member):
+    quote = make_quote(member)
+    client.force_login(member.user)
+    response = client.post(
+        f"/quotes/{quote.pk}/decide/", {"action": "reject", "reason": " ", "step": "confirm"}
+    )
+    assert response.status_code == 422
+    assert "Please give a reason" in response.content.decode()
+    assert not QuoteDecision.objects.exists()
+
+
+def test_a_decided_or_expired_quote_offers_no_decision(client, member):
+    decided = make_quote(member)
+    expired = make_quote(member, valid_until=timezone.now().date() - timedelta(days=1))
+    client.force_login(member.user)
+    client.post(
+        f"/quotes/{decided.pk}/decide/", {"action": "reject", "reason": "No", "step": "confirm"}
+    )
+    again = client.post(
+        f"/quotes/{decided.pk}/decide/", {"action": "approve_all", "step": "confirm"}
+    )
+    assert again.status_code == 422 and "already been decided" in again.content.decode()
+    page = client.get(f"/quotes/{expired.pk}/").content.decode()
+    assert "expired on" in page and 'value="approve_all"' not in page
+    assert QuoteDecision.objects.count() == 1
+
+
+def test_write_back_state_and_staff_retry(client, member):
+    quote = make_quote(member)
+    client.force_login(member.user)
+    client.post(f"/quotes/{quote.pk}/decide/", {"action": "approve_all", "step": "confirm"})
+    event = OutboxEvent.objects.get()
+    event.status, event.last_error = OutboxEvent.Status.DEAD, "ProviderValidationError: no"
+    event.save()
+    page = client.get(f"/quotes/{quote.pk}/").content.decode()
+    assert "Failed" in page and "Retry sending" not in page  # client users cannot retry
+    assert client.post(f"/quotes/{quote.pk}/retry-writeback/").status_code == 404
+    staff = factories.UserFactory()
+    TeamMembership.objects.create(user=staff, company=quote.integration.company, role="admin")
+    client.force_login(staff)
+    page = client.get(f"/quotes/{quote.pk}/").content.decode()
+    assert "Retry sending to" in page and "ProviderValidationError" in page
+    client.post(f"/quotes/{quote.pk}/retry-writeback/")
+    event.refresh_from_db()
+    assert event.status == OutboxEvent.Status.PENDING
+    OutboxEvent.objects.filter(pk=event.pk).update(
+        status=OutboxEvent.Status.SENT, sent_at=timezone.now()
+    )
+    assert "Sent to" in client.get(f"/quotes/{quote.pk}/").content.decode()
+
+
+def test_job_list_filters_search_and_bad_dates(client, member):
+    integration = member.client.integration
+    now = timezone.now()
+    factories.JobFactory(
+        integration=integration,
+        client=member.client,
+        number="J-OLD",
+        status="completed",
+        scheduled_start=now - timedelta(days=40),
+    )
+    factories.JobFactory(
+        integration=integration,
+        client=member.client,
+        number="J-SOON",
+        summary="Leaking tap",
+        status="scheduled",
+        scheduled_start=now + timedelta(days=2),
+    )
+    client.force_login(member.user)
+    assert "J-OLD" not in client.get("/jobs/?status=scheduled").content.decode()
+    assert "J-SOON" in client.get("/jobs/?q=leaking").content.decode()
+    since = (now - timedelta(days=1)).date().isoformat()
+    page = client.get(f"/jobs/?from={since}").content.decode()
+    assert "J-SOON" in page and "J-OLD" not in page
+    bad = client.get("/jobs/?from=31/12/2026")
+    assert bad.status_code == 400 and "Enter a date like" in bad.content.decode()
+
+
+def _queries(client, url):
+    with CaptureQueriesContext(connection) as captured:
+        assert client.get(url).status_code == 200
+    return len(captured)
+
+
+def test_each_page_runs_a_constant_number_of_queries(client, member):
+    integration = member.client.integration
+
+    def grow(n):
+        for _ in range(n):
+            quote = make_quote(member, n_items=2)
+            job = factories.JobFactory(
+                integration=integration,
+                client=member.client,
+                scheduled_start=timezone.now() + timedelta(days=1),
+            )
+            quote.job = job
+            quote.save()
+
+    grow(2)
+    client.force_login(member.user)
+    quote = Quote.objects.filter(client=member.client).first()
+    urls = ["/", "/quotes/", "/quotes/?show=all", "/jobs/", f"/quotes/{quote.pk}/"]
+    job_url = f"/jobs/{quote.job_id}/"
+    before = {url: _queries(client, url) for url in [*urls, job_url]}
+    grow(8)
+    for n in range(20):
+        factories.QuoteLineItemFactory(integration=integration, quote=quote, name=f"Extra {n}")
+    after = {url: _queries(client, url) for url in [*urls, job_url]}
+    assert before == after
+
+
+def test_sign_in_is_throttled_per_account_with_a_clear_message(client, settings):
+    from django.core.cache import cache
+
+    cache.clear()
+    settings.LOGIN_FAILURES_PER_ACCOUNT = 3
+    user = factories.UserFactory()
+    for _ in range(3):
+        assert client.post("/login/", {"username": user.email, "password": "x"}).status_code == 200
+    blocked = client.post("/login/", {"username": user.email, "password": PASSWORD})
+    assert blocked.status_code == 429
+    assert "Too many sign-in attempts" in blocked.content.decode()
+    cache.clear()
+    assert client.post("/login/", {"username": user.email, "password": PASSWORD}).status_code == 302
+
+
+def test_sign_in_is_throttled_per_ip(client, settings):
+    from django.core.cache import cache
+
+    cache.clear()
+    settings.LOGIN_FAILURES_PER_IP = 4
+    for n in range(4):
+        client.post("/login/", {"username": f"nobody{n}@example.com", "password": "x"})
+    user = factories.UserFactory()
+    response = client.post("/login/", {"username": user.email, "password": PASSWORD})
+    assert response.status_code == 429
+    cache.clear()
+
+
+def test_password_reset_by_email(client):
+    user = factories.UserFactory()
+    client.post("/password-reset/", {"email": user.email})
+    link = re.search(r"http://\S+/password-reset/\S+/\S+/", mail.outbox[0].body).group(0)
+    form = client.get(link, follow=True)
+    assert "Choose a new password" in form.content.decode()
+    done = client.post(
+        form.redirect_chain[-1][0],
+        {"new_password1": "a-new-long-passphrase", "new_password2": "a-new-long-passphrase"},
+        follow=True,
+    )
+    assert "Password saved" in done.content.decode()
+    user.refresh_from_db()
+    assert user.check_password("a-new-long-passphrase")
+
+
+def test_an_invitation_link_works_once(client, member):
+    admin = factories.UserFactory()
+    user, link = client_user_invite(
+        client=member.client, email="New.Person@Example.com", invited_by=admin, base_url="http://t"
+    )
+    assert user.email == "new.person@example.com" and not user.has_usable_password()
+    assert ClientMembership.objects.filter(user=user, client=member.client).exists()
+    path = link.removeprefix("http://t")
+    form = client.get(path, follow=True)
+    assert "Welcome to Fieldbridge" in form.content.decode()
+    signed_in = client.post(
+        form.redirect_chain[-1][0],
+        {"new_password1": "my-own-passphrase-1", "new_password2": "my-own-passphrase-1"},
+        follow=True,
+    )
+    assert member.client.name in signed_in.content.decode()  # signed in, on the dashboard
+    client.logout()
+    again = client.get(path, follow=True)
+    assert "expired or was already used" in again.content.decode()
