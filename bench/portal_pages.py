@@ -9,8 +9,9 @@ dates) and as many jobs; one quote has 50 line items and one job 20 activities a
 Another company's client gets 10,000 quotes, so tenancy filters have rows to skip. After
 VACUUM ANALYZE (what autovacuum does after a bulk load), Django's test client (a real request
 cycle: middleware, session, auth, templates; no network) signed in as the client user
-requests each page `--runs` times after two warm-ups and the script prints median, p95 and max milliseconds and the queries per page, against the
-target: every page under 100 ms at 50 items a page. Settings: config.settings.test (DEBUG off).
+requests each page `--runs` times after two warm-ups and the script prints median, p95 and
+max milliseconds and the queries per page, against the target: every page under 100 ms at 50
+items a page. Settings: config.settings.test (DEBUG off).
 """
 
 from __future__ import annotations
