@@ -11,7 +11,9 @@ integration holds one `requests.Session` (connection reuse, default timeout, Use
    string, status, duration, attempt) and counts it in Prometheus;
 5. turns the outcome into a typed error (`integrations.exceptions`), after the provider's own
    `classify_response` hook has had a look (a GraphQL THROTTLED inside a 200, Salesforce's
-   REQUEST_LIMIT_EXCEEDED inside a 403);
+   REQUEST_LIMIT_EXCEEDED inside a 403); a refused request (400/422) carries the provider's
+   `field_errors` ({field: [messages]}) and, for an RFC 7807 problem+json body, its
+   type/title/status/detail/traceId in `details["problem"]`;
 6. retries what is retryable (timeouts, connection errors, 429, 5xx) with exponential backoff
    and full jitter, honouring Retry-After, capped in attempts and in total wait; never a 4xx
    validation error;
@@ -114,6 +116,42 @@ class Response:
         return self.headers.get(name.lower())
 
 
+PROBLEM_MEMBERS = ("type", "title", "status", "detail", "instance", "traceId")
+MAX_FIELD_MESSAGES = 20
+
+
+def normalize_field_errors(errors: dict) -> dict[str, list[str]]:
+    """{field: [messages]} with string keys and messages, whatever shape the provider used
+    (a list of strings, one string, or other values); capped so a runaway body stays small."""
+    normalized: dict[str, list[str]] = {}
+    for key, value in list(errors.items())[:MAX_FIELD_MESSAGES]:
+        values = value if isinstance(value, list) else [value]
+        messages = [str(v)[:500] for v in values[:MAX_FIELD_MESSAGES] if v not in (None, "")]
+        normalized[str(key) or "__all__"] = messages
+    return normalized
+
+
+def problem_details(response: Response) -> dict:
+    """The RFC 7807 members of a problem+json error body (`type`, `title`, `status`, `detail`,
+    `instance`, and ASP.NET's `traceId`), under "problem"; {} for any other body. They go in
+    the error's `details`, never in its message (messages stay free of response bodies)."""
+    content_type = (response.header("Content-Type") or "").split(";")[0].strip().lower()
+    try:
+        body = response.json()
+    except ProviderMalformedResponseError:
+        return {}
+    if not isinstance(body, dict):
+        return {}
+    if content_type != "application/problem+json" and not {"type", "title", "status"} <= set(body):
+        return {}
+    problem = {
+        k: body[k] if isinstance(body[k], int | None) else str(body[k])[:500]
+        for k in PROBLEM_MEMBERS
+        if k in body
+    }
+    return {"problem": problem} if problem else {}
+
+
 def _never_connected(exc: BaseException) -> bool:
     """True when the request cannot have reached the provider (refused, DNS failure)."""
     seen = set()
@@ -212,20 +250,24 @@ class ApiClient:
         return ProviderValidationError(
             f"{where}: the provider refused the request",
             field_errors=self.field_errors(response),
+            details=problem_details(response),
             **kwargs,
         )
 
-    def field_errors(self, response: Response) -> dict:
-        """The provider's per-field messages from an error body. Subclasses override."""
+    def field_errors(self, response: Response) -> dict[str, list[str]]:
+        """The provider's per-field messages from an error body, {field: [messages]} with
+        "__all__" for a message about the whole request. Subclasses override."""
         try:
             body = response.json()
         except ProviderMalformedResponseError:
             return {}
         if isinstance(body, dict):
             errors = body.get("errors") or body.get("fieldErrors")
-            if isinstance(errors, dict):
-                return {str(k): v for k, v in errors.items()}
-            message = body.get("message") or body.get("title") or body.get("error")
+            if isinstance(errors, dict) and errors:
+                return normalize_field_errors(errors)
+            message = (
+                body.get("message") or body.get("detail") or body.get("title") or body.get("error")
+            )
             if message:
                 return {"__all__": [str(message)[:500]]}
         return {}

@@ -82,7 +82,9 @@ def demo_seed(*, password: str, sandbox_url: str = "") -> DemoAccounts:
             "client_secret": SERVICETITAN_TENANT.client_secret,
             "app_key": SERVICETITAN_APP_KEY,
         }
-        titan.save(update_fields=["base_url_override", "credentials", "updated_at"])
+        # Estimates are sold "by" a technician (issue #5); the sandbox's first active one.
+        titan.config = {**(titan.config or {}), "sold_by_technician_id": 7001}
+        titan.save(update_fields=["base_url_override", "credentials", "config", "updated_at"])
     client, _ = Client.objects.get_or_create(
         integration=integration,
         external_id="demo-client-0001",

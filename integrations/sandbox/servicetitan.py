@@ -11,6 +11,9 @@ https://auth.servicetitan.io):
 - ``POST /servicetitan-auth/connect/token``  ``grant_type=client_credentials`` only
 - ``GET /servicetitan/{module}/v2/tenant/{tenant}/{resource}``  page/pageSize listing
 - ``GET /servicetitan/{module}/v2/tenant/{tenant}/{resource}/{id}``  one record
+- writes (``servicetitan_writes.py``): ``PUT …/sales/v2/tenant/{t}/estimates/{id}/sell`` and
+  ``…/dismiss``, ``DELETE …/estimates/{id}/items/{itemId}``, ``GET|POST …/jpm/v2/tenant/{t}/
+  jobs/{id}/notes``
 
 Emulated resources are listed in ``servicetitan_resources.RESOURCES``: ``crm`` customers and
 locations, ``jpm`` jobs, appointments and job-types, ``sales`` estimates, ``settings``
@@ -62,6 +65,7 @@ from integrations.sandbox.servicetitan_resources import (
     RESOURCES_BY_OBJECT,
     ResourceSpec,
 )
+from integrations.sandbox.servicetitan_writes import ServiceTitanWrites
 from integrations.sandbox.store import Collection, Condition, Record, RecordId, iso_utc, to_us
 
 PROVIDER = "servicetitan"
@@ -130,7 +134,7 @@ class TenantPrincipal:
     client_id: str
 
 
-class ServiceTitanApi(ProviderApi):
+class ServiceTitanApi(ServiceTitanWrites, ProviderApi):
     """The ServiceTitan emulator. See the module docstring."""
 
     provider = PROVIDER
@@ -157,6 +161,40 @@ class ServiceTitanApi(ProviderApi):
             (
                 Rule(TOKEN_PATH, methods=["POST"], endpoint="st.token"),
                 Endpoint(p, "token", self.token, TOKEN_PATH),
+            ),
+            *self.write_endpoints(),
+        ]
+
+    def write_endpoints(self) -> list[tuple[Rule, Endpoint]]:
+        p = PROVIDER
+        estimate = f"{API_PREFIX}/sales/v2/tenant/<tenant>/estimates/<rid>"
+        notes = f"{API_PREFIX}/jpm/v2/tenant/<tenant>/jobs/<rid>/notes"
+        sales = f"{API_PREFIX}/sales/v2/tenant/{{tenant}}/estimates/{{id}}"
+        notes_template = f"{API_PREFIX}/jpm/v2/tenant/{{tenant}}/jobs/{{id}}/notes"
+        return [
+            (
+                Rule(f"{estimate}/sell", methods=["PUT"], endpoint="st.estimate_sell"),
+                Endpoint(p, "api", self.sell_estimate, f"{sales}/sell"),
+            ),
+            (
+                Rule(f"{estimate}/dismiss", methods=["PUT"], endpoint="st.estimate_dismiss"),
+                Endpoint(p, "api", self.dismiss_estimate, f"{sales}/dismiss"),
+            ),
+            (
+                Rule(
+                    f"{estimate}/items/<item_id>",
+                    methods=["DELETE"],
+                    endpoint="st.estimate_item_delete",
+                ),
+                Endpoint(p, "api", self.delete_estimate_item, f"{sales}/items/{{itemId}}"),
+            ),
+            (
+                Rule(notes, methods=["GET"], endpoint="st.job_notes"),
+                Endpoint(p, "api", self.list_job_notes, notes_template),
+            ),
+            (
+                Rule(notes, methods=["POST"], endpoint="st.job_note_create"),
+                Endpoint(p, "api", self.create_job_note, notes_template),
             ),
         ]
 

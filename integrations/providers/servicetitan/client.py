@@ -7,8 +7,10 @@
   page start past records never returned (paging is by offset), so it raises PaginationError
   rather than skipping them silently.
 - Server-side timeout is 100 s, so the read timeout matches it (same page).
-- Errors: ApiErrorResponse `{type, title, status, traceId, errors: {field: [messages]}}`
-  (spec: components.schemas.ApiErrorResponse).
+- Errors: ApiErrorResponse `{type, title, status, traceId, errors: {field: [messages]}, data}`
+  (spec: components.schemas.ApiErrorResponse, "following RFC 7807"): a 400 becomes a
+  ProviderValidationError whose `field_errors` are `errors` (or the title/detail as
+  "__all__") and whose `details["problem"]` keeps type, title, status, detail and traceId.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from integrations.exceptions import PaginationError, ProviderMalformedResponseError
-from integrations.http import ApiClient, Response, paginate
+from integrations.http import ApiClient, Response, normalize_field_errors, paginate
 
 MAX_PAGE_SIZE = 5000
 
@@ -25,7 +27,11 @@ class ServiceTitanClient(ApiClient):
     provider = "servicetitan"
     default_timeout = (5.0, 100.0)
 
-    def field_errors(self, response: Response) -> dict:
+    def field_errors(self, response: Response) -> dict[str, list[str]]:
+        """ApiErrorResponse (RFC 7807 problem details) → {field: [messages]}. ASP.NET names
+        a JSON-body field by its path (`$.soldBy`) or its name (`soldBy`, `SoldBy`): the `$.`
+        is dropped. A problem without field errors gives its `detail` or `title` as
+        "__all__" (ServiceTitan puts business-rule refusals there)."""
         try:
             body = response.json()
         except ProviderMalformedResponseError:
@@ -33,10 +39,14 @@ class ServiceTitanClient(ApiClient):
         if not isinstance(body, dict):
             return {}
         errors = body.get("errors")
-        if isinstance(errors, dict) and errors:
-            return {str(k): v if isinstance(v, list) else [v] for k, v in errors.items()}
-        if body.get("title"):
-            return {"__all__": [str(body["title"])[:500]]}
+        if isinstance(errors, dict) and any(errors.values()):
+            return {
+                key.removeprefix("$.") if key != "$" else "__all__": messages
+                for key, messages in normalize_field_errors(errors).items()
+            }
+        message = body.get("detail") or body.get("title")
+        if message:
+            return {"__all__": [str(message)[:500]]}
         return {}
 
     def iter_pages(

@@ -17,6 +17,9 @@
   takes `active` (ActiveQueryFilter: True | Any | False, default True) so deactivations come
   through. Jobs have no `active` (they are cancelled, not deactivated).
 - One record: `GET …/{resource}/{id}`; 404 means it is gone.
+- Writes (outbox actions, writes.py): `quote.decide` sells (`PUT sales/…/estimates/{id}/sell`,
+  soldBy = `config["sold_by_technician_id"]`) or dismisses (`…/dismiss`) an estimate, deleting
+  the items a partial approval left out first, and leaves a note on the estimate's job.
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ from integrations.auth import Auth, ClientCredentialsAuth
 from integrations.base import AccountInfo, Capability, ExternalRecord, Provider
 from integrations.conf import integration_setting
 from integrations.exceptions import ProviderAuthError, ProviderNotFoundError
-from integrations.providers.servicetitan import mapping
+from integrations.providers.servicetitan import mapping, writes
 from integrations.providers.servicetitan.client import MAX_PAGE_SIZE, ServiceTitanClient
 from integrations.ratelimit import RateWindow
 
@@ -57,6 +60,7 @@ class ServiceTitanProvider(Provider):
             Capability.READ_STAFF,
             Capability.READ_JOBS,
             Capability.READ_QUOTES,
+            Capability.WRITE_QUOTE_DECISION,
         }
     )
     client_class = ServiceTitanClient
@@ -185,3 +189,9 @@ class ServiceTitanProvider(Provider):
             )
         except ProviderNotFoundError:
             return None
+
+    # Outbox actions (see writes.py for how each is made safe to deliver twice).
+    actions: ClassVar[dict[str, str]] = {"quote.decide": "quote_decide"}
+
+    def quote_decide(self, payload: dict, *, idempotency_key: str) -> dict:
+        return writes.quote_decide(self, payload, idempotency_key=idempotency_key)

@@ -49,26 +49,32 @@ class Command(BaseCommand):
         raise CommandError(f"The provider sandbox at {url} did not answer within {timeout} s.")
 
     def _link_client_user(self) -> None:
+        """Give the demo client user, for each demo integration (ServiceM8 and ServiceTitan),
+        the synced client with the most quotes awaiting a decision, so the portal shows quotes
+        from both providers."""
         user = User.objects.filter(email__iexact=DEMO_CLIENT_USER).first()
         if user is None:
             return
-        open_quotes = Q(
-            quotes__status__in=[Quote.Status.SENT, Quote.Status.DRAFT],
-            quotes__remote_deleted_at__isnull=True,
-        )
-        best = (
-            Client.objects.filter(
-                integration__company__slug=DEMO_COMPANY, remote_deleted_at__isnull=True
+        awaiting = Q(quotes__status=Quote.Status.SENT, quotes__remote_deleted_at__isnull=True)
+        linked = []
+        for integration in Integration.objects.filter(company__slug=DEMO_COMPANY, enabled=True):
+            best = (
+                Client.objects.filter(integration=integration, remote_deleted_at__isnull=True)
+                .exclude(external_id="demo-client-0001")
+                .annotate(open_quotes=Count("quotes", filter=awaiting, distinct=True))
+                .filter(open_quotes__gt=0)
+                .order_by("-open_quotes", "name")
+                .first()
             )
-            .exclude(external_id="demo-client-0001")
-            .annotate(open_quotes=Count("quotes", filter=open_quotes))
-            .order_by("-open_quotes", "name")
-            .first()
-        )
-        if best is None:
-            return
-        ClientMembership.objects.get_or_create(user=user, client=best)
-        ClientMembership.objects.filter(user=user, client__external_id="demo-client-0001").delete()
-        self.stdout.write(
-            f"Demo client user {user.email} now sees {best.name} ({best.open_quotes} open quotes)."
-        )
+            if best is None:
+                continue
+            ClientMembership.objects.get_or_create(user=user, client=best)
+            linked.append(
+                f"{best.name} ({integration.get_provider_display()}, "
+                f"{best.open_quotes} quotes awaiting a decision)"
+            )
+        if linked:
+            ClientMembership.objects.filter(
+                user=user, client__external_id="demo-client-0001"
+            ).delete()
+            self.stdout.write(f"Demo client user {user.email} now sees " + "; ".join(linked) + ".")
