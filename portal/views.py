@@ -17,7 +17,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_date
 
 from portal.models import Job, JobActivity
-from portal.paging import page_of
+from portal.paging import keyset_page
 from portal.selectors import job_list_visible_to
 from portal.services import invitation_user
 
@@ -161,8 +161,9 @@ def job_list(request: HttpRequest) -> HttpResponse:
             | Q(address__icontains=query)
             | Q(client__name__icontains=query)
         )
-    jobs = jobs.order_by(*Job._meta.ordering)
-    page = page_of(jobs, request.GET.get("page"), size=PAGE_SIZE)
+    page = keyset_page(
+        jobs, request.GET.get("after"), size=PAGE_SIZE, field="scheduled_start", descending=True
+    )
     context = {
         "page": page,
         "statuses": JOB_STATUSES,

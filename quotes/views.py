@@ -14,7 +14,7 @@ from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
-from portal.paging import page_of
+from portal.paging import keyset_page
 from portal.selectors import client_list_visible_to, job_list_visible_to
 from portal.views import client_ip
 from quotes.models import Quote, QuoteDecision, QuoteLineItem
@@ -78,7 +78,13 @@ def quote_list(request: HttpRequest) -> HttpResponse:
             | Q(title__icontains=query)
             | Q(client__name__icontains=query)
         )
-    page = page_of(quotes, request.GET.get("page"), size=PAGE_SIZE)
+    page = keyset_page(
+        quotes,
+        request.GET.get("after"),
+        size=PAGE_SIZE,
+        field="valid_until" if show == "awaiting" else "sent_at",
+        descending=show != "awaiting",
+    )
     return render(
         request,
         "quotes/quote_list.html",

@@ -1,0 +1,61 @@
+"""Quote decisions from the portal's service to each sandbox provider and back: the outbox
+delivers, the provider's state changes, the next sync brings the new status home."""
+
+import pytest
+
+from portal.models import ClientMembership
+from quotes.models import Quote
+from quotes.services import quote_approve, quote_reject
+from sync.engine import sync_integration
+from sync.models import OutboxEvent
+from sync.outbox import outbox_relay
+from tests import factories
+from tests.sync.conftest import sandbox, sandbox_clean, sm8_integration, st_integration  # noqa: F401
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def awaiting_with_items(integration, at_least=2):
+    quotes = [
+        q
+        for q in Quote.objects.filter(integration=integration, status=Quote.Status.SENT)
+        .exclude(client=None)
+        .order_by("pk")
+        if q.line_items.filter(remote_deleted_at__isnull=True).count() >= at_least
+    ]
+    assert len(quotes) >= 2, "the sandbox seed has open quotes with items"
+    return quotes
+
+
+@pytest.mark.parametrize("provider", ["servicem8", "servicetitan"])
+def test_partial_approval_and_rejection_reach_the_provider_and_come_back(
+    provider,
+    sm8_integration,
+    st_integration,  # noqa: F811
+):
+    integration = sm8_integration if provider == "servicem8" else st_integration
+    if provider == "servicetitan":
+        integration.config = {**integration.config, "sold_by_technician_id": 7001}
+        integration.save()
+    sync_integration(integration_id=integration.pk, mode="full")
+    first, second = awaiting_with_items(integration)[:2]
+    user = factories.UserFactory()
+    ClientMembership.objects.create(user=user, client=first.client)
+    ClientMembership.objects.create(user=user, client=second.client)
+    items = list(first.line_items.filter(remote_deleted_at__isnull=True).order_by("pk"))
+    kept = [item.pk for item in items[:-1]]
+
+    quote_approve(user=user, quote_id=first.pk, line_item_ids=kept, notes="Tuesday please")
+    quote_reject(user=user, quote_id=second.pk, reason="Too dear")
+    assert outbox_relay() == 2
+    assert set(OutboxEvent.objects.values_list("status", flat=True)) == {"sent"}, list(
+        OutboxEvent.objects.values_list("last_error", flat=True)
+    )
+
+    sync_integration(integration_id=integration.pk, mode="full")
+    first.refresh_from_db()
+    second.refresh_from_db()
+    assert first.status == Quote.Status.APPROVED  # the provider's own status, synced back
+    assert second.status == Quote.Status.REJECTED
+    live = set(first.line_items.filter(remote_deleted_at__isnull=True).values_list("pk", flat=True))
+    assert live == set(kept)  # the item not approved was removed at the provider
