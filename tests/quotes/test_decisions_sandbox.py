@@ -10,7 +10,6 @@ from sync.engine import sync_integration
 from sync.models import OutboxEvent
 from sync.outbox import outbox_relay
 from tests import factories
-from tests.sync.conftest import sandbox, sandbox_clean, sm8_integration, st_integration  # noqa: F401
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -31,7 +30,7 @@ def awaiting_with_items(integration, at_least=2):
 def test_partial_approval_and_rejection_reach_the_provider_and_come_back(
     provider,
     sm8_integration,
-    st_integration,  # noqa: F811
+    st_integration,
 ):
     integration = sm8_integration if provider == "servicem8" else st_integration
     if provider == "servicetitan":
