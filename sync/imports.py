@@ -1,0 +1,447 @@
+"""Full imports started from the admin: start, run, progress, cancel; and who may see what.
+
+An import is one Celery task (`sync.import_integration`) running a full sync of the chosen
+entities one after another, in the provider's dependency order. It needs no table of its own:
+it *is* its audit entry (`portal.AuditLog`, action "sync.import.start", holding the
+integration, the entities, who started it and when), and its entities' counts are their
+SyncRuns (the full runs of those entities started since). What only the task knows, the
+entities it skipped and why, and when it ended, it notes in the cache (`_state_key`).
+
+Cancelling sets the import's cancel flag (a cache key): the engine checks it between pages
+(`sync.engine.sync_entity(cancel_key=…)`) and ends the entity's run as cancelled, without
+moving the cursor or sweeping; the task starts no further entity.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.core.cache import cache
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.db.models import QuerySet
+from django.http import Http404
+from django.utils import timezone
+
+from config.celery import app as celery_app
+from integrations import registry
+from integrations.exceptions import (
+    BudgetExhausted,
+    ProviderAuthError,
+    ProviderError,
+    UnknownProvider,
+)
+from integrations.models import Integration
+from portal.models import AuditLog, User
+from sync.engine import IntegrationUnavailable, RunLocked, sync_entity
+from sync.models import SyncRun
+
+logger = logging.getLogger("sync.imports")
+
+IMPORT_TASK = "sync.import_integration"
+IMPORT_START = "sync.import.start"
+IMPORT_CANCEL = "sync.import.cancel"
+TARGET_TYPE = "integrations.Integration"
+# The task's notes outlive any import (the task's time limit) by far.
+STATE_TTL = 7 * 24 * 3600
+DONE = {
+    SyncRun.Status.SUCCESS,
+    SyncRun.Status.PARTIAL,
+    SyncRun.Status.FAILED,
+    SyncRun.Status.CANCELLED,
+    SyncRun.Status.DEFERRED,
+}
+
+
+# -- scoping --------------------------------------------------------------------------------
+
+
+def integrations_for_user(*, user: User) -> QuerySet[Integration]:
+    """What the admin's operations pages may show this user: superusers every integration,
+    staff their companies' (through portal.TeamMembership), anyone else none."""
+    integrations = Integration.objects.select_related("company")
+    if not (user.is_active and user.is_staff):
+        return integrations.none()
+    if user.is_superuser:
+        return integrations.all()
+    return integrations.filter(company__team_memberships__user=user).distinct()
+
+
+def integration_for_user_or_404(*, user: User, integration_id: int) -> Integration:
+    integration = integrations_for_user(user=user).filter(pk=integration_id).first()
+    if integration is None:
+        raise Http404("No such integration.")
+    return integration
+
+
+def import_for_user_or_404(*, user: User, import_id: int) -> AuditLog:
+    entry = AuditLog.objects.filter(pk=import_id, action=IMPORT_START).first()
+    if entry is None or not (
+        integrations_for_user(user=user).filter(pk=int(entry.target_id)).exists()
+    ):
+        raise Http404("No such import.")
+    return entry
+
+
+def provider_entities(integration: Integration) -> tuple[str, ...]:
+    """The entities the integration's provider reads, in dependency order."""
+    try:
+        return registry.get(integration.provider).entities
+    except UnknownProvider:
+        return ()
+
+
+# -- starting and running ---------------------------------------------------------------------
+
+
+def cancel_key(import_id: int) -> str:
+    return f"sync:import:{import_id}:cancel"
+
+
+def _state_key(import_id: int) -> str:
+    return f"sync:import:{import_id}:state"
+
+
+def _state(import_id: int) -> dict:
+    return cache.get(_state_key(import_id)) or {}
+
+
+def _note(import_id: int, **changes) -> None:
+    """Only the import's own task writes its notes, one step at a time."""
+    state = _state(import_id)
+    skipped = {**state.get("skipped", {}), **changes.pop("skipped", {})}
+    cache.set(_state_key(import_id), {**state, **changes, "skipped": skipped}, STATE_TTL)
+
+
+def import_start(
+    *,
+    integration: Integration,
+    entities: list[str],
+    actor: User | None,
+    ip_address: str | None = None,
+) -> AuditLog:
+    """Record the import (its audit entry is the import) and queue its task on commit."""
+    offered = provider_entities(integration)
+    unknown = sorted(set(entities) - set(offered))
+    if unknown:
+        raise ValidationError(f"{integration} does not read {', '.join(unknown)}.")
+    chosen = [e for e in offered if e in entities]
+    if not chosen:
+        raise ValidationError("Choose at least one entity to import.")
+    if not integration.enabled or integration.status != Integration.Status.ACTIVE:
+        raise ValidationError(
+            f"{integration} is {integration.get_status_display().lower()}"
+            f"{'' if integration.enabled else ' and disabled'}: fix that before importing."
+        )
+    with transaction.atomic():
+        entry = AuditLog.objects.create(
+            company=integration.company,
+            actor=actor,
+            action=IMPORT_START,
+            target_type=TARGET_TYPE,
+            target_id=str(integration.pk),
+            target_repr=str(integration)[:255],
+            after={"entities": chosen, "mode": SyncRun.Mode.FULL},
+            ip_address=ip_address,
+        )
+        transaction.on_commit(
+            lambda: celery_app.send_task(IMPORT_TASK, kwargs={"import_id": entry.pk})
+        )
+    return entry
+
+
+def import_cancel(*, entry: AuditLog, actor: User | None, ip_address: str | None = None) -> bool:
+    """Ask the import to stop; the engine stops at the next page boundary. Returns False when
+    it had already ended (nothing to cancel)."""
+    progress = import_progress(entry=entry)
+    if progress.finished:
+        return False
+    cache.set(cancel_key(entry.pk), timezone.now().isoformat(), STATE_TTL)
+    AuditLog.objects.create(
+        company_id=entry.company_id,
+        actor=actor,
+        action=IMPORT_CANCEL,
+        target_type=TARGET_TYPE,
+        target_id=entry.target_id,
+        target_repr=entry.target_repr,
+        after={
+            "import_id": entry.pk,
+            "running": [e.entity for e in progress.entities if e.status == "running"],
+        },
+        ip_address=ip_address,
+    )
+    return True
+
+
+def import_execute(*, import_id: int) -> dict[str, str]:
+    """The task's body: a full run of each chosen entity, stopping early on a cancel, a spent
+    budget, refused credentials or an unavailable integration. Returns entity -> outcome."""
+    entry = AuditLog.objects.get(pk=import_id, action=IMPORT_START)
+    integration_id = int(entry.target_id)
+    entities: list[str] = list(entry.after["entities"])
+    outcome: dict[str, str] = {}
+    _note(import_id, started_at=timezone.now().isoformat())
+
+    def skip(rest: list[str], reason: str) -> None:
+        _note(import_id, skipped={e: reason for e in rest})
+        outcome.update({e: "skipped" for e in rest})
+
+    for index, entity in enumerate(entities):
+        rest = entities[index + 1 :]
+        if cache.get(cancel_key(import_id)):
+            skip(entities[index:], "Cancelled before it started.")
+            break
+        try:
+            run = sync_entity(
+                integration_id=integration_id,
+                entity=entity,
+                mode=SyncRun.Mode.FULL,
+                cancel_key=cancel_key(import_id),
+            )
+        except RunLocked:
+            skip([entity], "Another sync of this entity was running; skipped.")
+            continue
+        except IntegrationUnavailable as exc:
+            skip(entities[index:], f"Not started: {exc}.")
+            break
+        except BudgetExhausted:
+            skip(rest, "Not started: the API budget is spent (see the dashboard).")
+            break
+        except ProviderAuthError:
+            skip(rest, "Not started: the provider refused the credentials.")
+            break
+        except ProviderError:
+            outcome[entity] = SyncRun.Status.FAILED  # recorded on the run; go on
+            continue
+        outcome[entity] = run.status
+        if run.status == SyncRun.Status.CANCELLED:
+            skip(rest, "Cancelled before it started.")
+            break
+    _note(import_id, finished_at=timezone.now().isoformat())
+    logger.info("import finished", extra={"import_id": import_id, "outcome": outcome})
+    return outcome
+
+
+# -- progress ---------------------------------------------------------------------------------
+
+
+@dataclass
+class EntityProgress:
+    entity: str
+    status: str  # queued | skipped | a SyncRun status
+    run_id: int | None = None
+    fetched: int = 0
+    written: int = 0  # created + updated
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    deleted: int = 0
+    failed: int = 0
+    held: int = 0
+    pages: int = 0
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    elapsed_seconds: float | None = None
+    rate: float | None = None  # records fetched per second
+    total: int | None = None
+    total_source: str = ""
+    percent: float | None = None  # None: unknown (no total while it runs)
+    eta_seconds: float | None = None
+    eta_note: str = ""  # why there is no ETA
+    message: str = ""
+
+    @property
+    def done(self) -> bool:
+        return self.status in DONE or self.status == "skipped"
+
+
+@dataclass
+class ImportProgress:
+    import_id: int
+    integration: Integration
+    started_at: datetime
+    started_by: str
+    state: str  # queued | running | cancelling | finished | cancelled
+    entities: list[EntityProgress] = field(default_factory=list)
+
+    @property
+    def finished(self) -> bool:
+        return self.state in ("finished", "cancelled")
+
+    def as_json(self) -> dict:
+        return {
+            "import_id": self.import_id,
+            "integration": str(self.integration),
+            "state": self.state,
+            "finished": self.finished,
+            "started_at": self.started_at.isoformat(),
+            "entities": [
+                {
+                    **{
+                        k: (v.isoformat() if isinstance(v, datetime) else v)
+                        for k, v in asdict(e).items()
+                    },
+                    "done": e.done,
+                }
+                for e in self.entities
+            ],
+        }
+
+
+def _previous_total(integration: Integration, entity: str, before: datetime) -> int | None:
+    """The last complete full run's count: the best estimate the providers allow (none of
+    them reports a total up front)."""
+    previous = (
+        SyncRun.objects.filter(
+            integration=integration,
+            entity=entity,
+            mode=SyncRun.Mode.FULL,
+            status__in=[SyncRun.Status.SUCCESS, SyncRun.Status.PARTIAL],
+            started_at__lt=before,
+        )
+        .order_by("-started_at")
+        .values_list("fetched_count", flat=True)
+        .first()
+    )
+    return previous
+
+
+def import_progress(*, entry: AuditLog, now: datetime | None = None) -> ImportProgress:
+    now = now or timezone.now()
+    integration = Integration.objects.select_related("company").get(pk=int(entry.target_id))
+    entities: list[str] = list(entry.after["entities"])
+    state = _state(entry.pk)
+    skipped: dict[str, str] = state.get("skipped", {})
+    cancelling = bool(cache.get(cancel_key(entry.pk)))
+    runs: dict[str, SyncRun] = {}
+    for run in SyncRun.objects.filter(
+        integration=integration,
+        mode=SyncRun.Mode.FULL,
+        entity__in=entities,
+        started_at__gte=entry.created_at,
+    ).order_by("started_at"):
+        runs.setdefault(run.entity, run)  # the import's own: the first since it started
+    provider_name = _provider_name(integration)
+    rows = []
+    for entity in entities:
+        run = runs.get(entity)
+        if run is None:
+            reason = skipped.get(entity)
+            if reason is None and (cancelling or state.get("finished_at")):
+                reason = "Cancelled before it started." if cancelling else "Not started."
+            rows.append(
+                EntityProgress(
+                    entity=entity,
+                    status="skipped" if reason else "queued",
+                    message=reason or "",
+                    percent=None if reason else 0.0,
+                )
+            )
+            continue
+        rows.append(_entity_progress(run, integration, entry.created_at, now, provider_name))
+    if all(r.done for r in rows):
+        overall = "cancelled" if cancelling else "finished"
+    elif cancelling:
+        overall = "cancelling"
+    elif not runs and not state.get("started_at"):
+        overall = "queued"
+    else:
+        overall = "running"
+    actor = entry.actor.email if entry.actor_id and entry.actor else "someone"
+    return ImportProgress(
+        import_id=entry.pk,
+        integration=integration,
+        started_at=entry.created_at,
+        started_by=actor,
+        state=overall,
+        entities=rows,
+    )
+
+
+def _provider_name(integration: Integration) -> str:
+    try:
+        return registry.get(integration.provider).name
+    except UnknownProvider:
+        return integration.get_provider_display()
+
+
+def _entity_progress(
+    run: SyncRun, integration: Integration, since: datetime, now: datetime, provider_name: str
+) -> EntityProgress:
+    end = run.finished_at or now
+    elapsed = max((end - run.started_at).total_seconds(), 0.0)
+    rate = run.fetched_count / elapsed if elapsed > 0 and run.fetched_count else None
+    total = _previous_total(integration, run.entity, since)
+    row = EntityProgress(
+        entity=run.entity,
+        status=run.status,
+        run_id=run.pk,
+        fetched=run.fetched_count,
+        written=run.created_count + run.updated_count,
+        created=run.created_count,
+        updated=run.updated_count,
+        unchanged=run.unchanged_count,
+        deleted=run.deleted_count,
+        failed=run.failed_count,
+        held=run.held_count,
+        pages=run.pages_count,
+        started_at=run.started_at,
+        finished_at=run.finished_at,
+        elapsed_seconds=round(elapsed, 1),
+        rate=round(rate, 1) if rate else None,
+        total=total,
+        total_source="the last complete full import" if total is not None else "",
+        message=run.error_summary,
+    )
+    if run.status in (SyncRun.Status.SUCCESS, SyncRun.Status.PARTIAL):
+        row.percent = 100.0
+        row.total = run.fetched_count  # now known exactly
+        row.total_source = "this import"
+    elif total:
+        row.percent = round(min(99.0, 100.0 * run.fetched_count / total), 1)
+    elif total == 0:
+        row.percent = 99.0 if run.status == SyncRun.Status.RUNNING else None
+    if run.status != SyncRun.Status.RUNNING:
+        row.eta_note = "Ended."
+    elif total is None:
+        row.eta_note = (
+            f"No ETA: {provider_name} does not say how many {run.entity} there are, and there "
+            f"is no earlier complete full import of {run.entity} to estimate from."
+        )
+    elif not rate:
+        row.eta_note = "No ETA yet: waiting for the first page."
+    elif run.fetched_count >= total:
+        row.eta_note = "Past the estimate (more records than the last import): any moment."
+    else:
+        row.eta_seconds = round((total - run.fetched_count) / rate, 1)
+    return row
+
+
+def active_import(*, integration: Integration) -> AuditLog | None:
+    """The integration's latest import while it has not ended."""
+    window = timezone.now() - timedelta(seconds=settings.SYNC_TASK_TIME_LIMIT)
+    entry = (
+        AuditLog.objects.filter(
+            action=IMPORT_START,
+            target_type=TARGET_TYPE,
+            target_id=str(integration.pk),
+            created_at__gte=window,
+        )
+        .order_by("-created_at")
+        .first()
+    )
+    if entry is None or import_progress(entry=entry).finished:
+        return None
+    return entry
+
+
+def recent_imports(*, integrations: QuerySet[Integration], limit: int = 10) -> QuerySet[AuditLog]:
+    ids = [str(pk) for pk in integrations.values_list("pk", flat=True)]
+    return (
+        AuditLog.objects.filter(action=IMPORT_START, target_type=TARGET_TYPE, target_id__in=ids)
+        .select_related("actor")
+        .order_by("-created_at")[:limit]
+    )
