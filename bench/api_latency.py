@@ -1,0 +1,397 @@
+"""REST API latency and throughput on gunicorn, against a bare Django view as the baseline.
+
+    .venv/bin/python bench/api_latency.py [--quotes 100000] [--seconds 10] [--workers N]
+
+A PostgreSQL database (`fieldbridge_api_bench`; DATABASE_URL, when set, must name a database
+with "bench" in its name: it is dropped) is recreated, migrated and seeded as
+bench/portal_pages.py does: one company, one ServiceM8 integration and one client with
+`--quotes` quotes (all sent, awaiting a decision), another company's client with 10,000, then
+VACUUM ANALYZE. gunicorn (sync workers, `--workers`, default 2 × cores + 1) serves
+bench/api_bench_settings.py: config.settings.test (DEBUG off) plus the baseline view
+(bench/api_bench_urls.py), Redis for cache, throttles and the broker (REDIS_URL, default
+redis://127.0.0.1:6379/13), throttle rates raised out of reach (the throttles still run).
+
+Signed in as the client user (a session cookie; CSRF token for the POSTs), a pool of threads,
+each with its own `requests` session (keep-alive), drives each case for `--seconds` at 8 and
+at 32 concurrent clients:
+
+- `GET /api/v1/quotes/` (the API, 50 a page: the first page, newest first);
+- `GET /bench/quotes-baseline/` (the same page from the same query as plain JSON);
+- `POST /api/v1/quotes/{id}/approve` (each request approves a different undecided quote).
+
+It prints p50/p95/p99 latency and requests per second per case and the verdicts on the
+targets: list p95 under 50 ms at 8 clients, and list requests/s at least 0.8 × the baseline's.
+The clients run on the same machine as the server and take their share of its cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import os
+import secrets
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import timedelta
+from decimal import Decimal
+from pathlib import Path
+from urllib.parse import urlsplit
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/fieldbridge_api_bench"
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/13"
+SETTINGS = "bench.api_bench_settings"
+BATCH = 5000
+CONCURRENCY = (8, 32)
+TARGET_P95_MS = 50.0
+TARGET_RATIO = 0.8
+LIST_PATH = "/api/v1/quotes/"
+BASELINE_PATH = "/bench/quotes-baseline/"
+
+
+def recreate_database(url: str) -> None:
+    parts = urlsplit(url)
+    name = parts.path.lstrip("/")
+    if "bench" not in name:
+        sys.exit(f"refusing to drop {name!r}: the benchmark database's name must contain 'bench'")
+    admin = ["psql", "-h", parts.hostname or "127.0.0.1", "-p", str(parts.port or 5432)]
+    admin += ["-U", parts.username or "postgres", "-d", "postgres", "-q", "-c"]
+    drop = f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'
+    subprocess.run([*admin, drop], check=True)  # noqa: S603 - psql, a name checked above
+    subprocess.run([*admin, f'CREATE DATABASE "{name}"'], check=True)  # noqa: S603
+
+
+def seed(n_quotes: int):
+    """The tenant's quotes (and another tenant's, for the scope filter to skip)."""
+    from django.db import connection
+    from django.utils import timezone
+
+    from portal.models import Client, ClientMembership, Company, User
+    from quotes.models import Quote
+    from tests.factories import IntegrationFactory
+
+    def company_with_client(slug: str):
+        company = Company.objects.create(name=slug.title(), slug=slug)
+        integration = IntegrationFactory(company=company, provider="servicem8")
+        client = Client.objects.create(integration=integration, external_id=f"{slug}-c", name=slug)
+        return integration, client
+
+    integration, client = company_with_client("bench-plumbing")
+    other_integration, other_client = company_with_client("other-company")
+    user = User.objects.create_user(email="bench@client.test", password="bench-pass-123")  # noqa: S106
+    ClientMembership.objects.create(user=user, client=client)
+    today, now = timezone.now().date(), timezone.now()
+
+    def quotes(integ, owner, count, prefix):
+        for start in range(0, count, BATCH):
+            Quote.objects.bulk_create(
+                Quote(
+                    integration=integ,
+                    client=owner,
+                    external_id=f"{prefix}-q-{n}",
+                    number=f"Q{n:06d}",
+                    title=f"Hot water system replacement {n}",
+                    status=Quote.Status.SENT,
+                    total=Decimal("1234.50"),
+                    subtotal=Decimal("1122.27"),
+                    tax_total=Decimal("112.23"),
+                    valid_until=today + timedelta(days=30 + n % 90),
+                    sent_at=now - timedelta(minutes=n),
+                )
+                for n in range(start, min(count, start + BATCH))
+            )
+
+    started = time.perf_counter()
+    quotes(integration, client, n_quotes, "a")
+    quotes(other_integration, other_client, 10_000, "b")
+    with connection.cursor() as cursor:
+        cursor.execute("VACUUM ANALYZE")  # what autovacuum does after a bulk load
+    print(
+        f"seeded {n_quotes:,} quotes (+10,000 of another company) in "
+        f"{time.perf_counter() - started:.0f} s",
+        flush=True,
+    )
+    # Oldest first: approving them never changes the newest-first page the list reads.
+    undecided = list(
+        Quote.objects.filter(client=client).order_by("id").values_list("id", flat=True)
+    )
+    return user, undecided
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start_gunicorn(port: int, workers: int, env: dict) -> subprocess.Popen:
+    log = open(ROOT / "var" / "bench-api-gunicorn.log", "w")  # noqa: SIM115 - lives with the server
+    proc = subprocess.Popen(  # noqa: S603 - our own interpreter and arguments
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "config.wsgi:application",
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--workers",
+            str(workers),
+            "--worker-class",
+            "sync",
+            "--backlog",
+            "512",
+            "--log-level",
+            "warning",
+            "--no-control-socket",  # gunicorn's default socket path is shared by every server
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    import requests
+
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            sys.exit(f"gunicorn exited early; see {log.name}")
+        try:
+            if requests.get(f"http://127.0.0.1:{port}/health/live", timeout=5).ok:
+                return proc
+        except requests.RequestException:
+            time.sleep(0.2)
+    stop(proc)
+    sys.exit(f"gunicorn did not answer within 60 s; see {log.name}")
+
+
+def stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+@dataclass
+class Result:
+    name: str
+    clients: int
+    latencies_ms: list[float] = field(default_factory=list)
+    errors: int = 0
+    seconds: float = 0.0
+    first_error: str = ""
+
+    def quantile(self, q: int) -> float:
+        return statistics.quantiles(self.latencies_ms, n=100, method="inclusive")[q - 1]
+
+    @property
+    def rps(self) -> float:
+        return len(self.latencies_ms) / self.seconds if self.seconds else 0.0
+
+
+def drive(base: str, cookies: dict, name: str, clients: int, seconds: float, request) -> Result:
+    """`clients` threads, each with its own keep-alive session, send `request(session)` back to
+    back for `seconds`; only answers that arrived before the deadline count."""
+    import requests
+
+    result = Result(name, clients)
+    lock = threading.Lock()
+    start_barrier = threading.Barrier(clients + 1)
+    deadline = [0.0]
+
+    def client() -> None:
+        session = requests.Session()
+        session.cookies.update(cookies)
+        session.headers["X-CSRFToken"] = cookies["csrftoken"]
+        own, errors, first = [], 0, ""
+        start_barrier.wait()
+        while True:
+            started = time.perf_counter()
+            if started >= deadline[0]:
+                break
+            response = request(session, base)
+            ended = time.perf_counter()
+            if ended > deadline[0]:
+                break
+            if response.status_code >= 400:
+                errors += 1
+                first = first or f"{response.status_code} {response.text[:200]}"
+            else:
+                own.append((ended - started) * 1000)
+        with lock:
+            result.latencies_ms.extend(own)
+            result.errors += errors
+            result.first_error = result.first_error or first
+        session.close()
+
+    threads = [threading.Thread(target=client, daemon=True) for _ in range(clients)]
+    for thread in threads:
+        thread.start()
+    began = time.perf_counter()
+    deadline[0] = began + seconds
+    start_barrier.wait()
+    for thread in threads:
+        thread.join()
+    result.seconds = seconds
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quotes", type=int, default=100_000)
+    parser.add_argument("--seconds", type=float, default=10.0, help="per case and concurrency")
+    parser.add_argument("--warmup", type=float, default=3.0, help="seconds, per case")
+    parser.add_argument("--rounds", type=int, default=5, help="alternations of the cases")
+    parser.add_argument("--workers", type=int, default=2 * (os.cpu_count() or 1) + 1)
+    args = parser.parse_args()
+
+    url = os.environ.get("DATABASE_URL", DEFAULT_DATABASE_URL)
+    if "bench" not in urlsplit(url).path:
+        url = DEFAULT_DATABASE_URL
+    redis_url = os.environ.get("BENCH_REDIS_URL", DEFAULT_REDIS_URL)
+    recreate_database(url)
+    os.environ.update(
+        DATABASE_URL=url,
+        REDIS_URL=redis_url,
+        DJANGO_SETTINGS_MODULE=SETTINGS,
+        API_THROTTLE_RATE="100000000/minute",
+        API_THROTTLE_WRITE_RATE="100000000/minute",
+        DJANGO_LOG_LEVEL="WARNING",
+    )
+    import django
+
+    django.setup()
+    import redis
+    from django.core.management import call_command
+    from django.test import Client
+
+    bench_redis = redis.Redis.from_url(redis_url)
+    redis_was_empty = bench_redis.dbsize() == 0
+    call_command("migrate", verbosity=0)
+    user, undecided = seed(args.quotes)
+
+    browser = Client()
+    browser.force_login(user)
+    csrf_secret = secrets.token_hex(16)  # 32 characters: Django accepts the bare secret
+    cookies = {"sessionid": browser.cookies["sessionid"].value, "csrftoken": csrf_secret}
+    from django.db import connections
+
+    connections.close_all()  # gunicorn's workers get the database to themselves
+
+    port = free_port()
+    server = start_gunicorn(port, args.workers, dict(os.environ))
+    base = f"http://127.0.0.1:{port}"
+    ids = iter(undecided)
+    ids_lock = threading.Lock()
+
+    def next_id() -> int:
+        with ids_lock:
+            return next(ids)
+
+    cases = {
+        "GET quotes (API, 50/page)": lambda s, b: s.get(b + LIST_PATH, timeout=30),
+        "GET quotes (bare Django baseline)": lambda s, b: s.get(b + BASELINE_PATH, timeout=30),
+        "POST approve (API)": lambda s, b: s.post(
+            f"{b}/api/v1/quotes/{next_id()}/approve", json={"notes": "bench"}, timeout=30
+        ),
+    }
+    merged_results: dict[tuple[str, int], Result] = {}
+    try:
+        # One request each, checked, before anything is timed.
+        import requests
+
+        session = requests.Session()
+        session.cookies.update(cookies)
+        session.headers["X-CSRFToken"] = csrf_secret
+        for name, request in cases.items():
+            response = request(session, base)
+            if response.status_code >= 400:
+                sys.exit(f"{name}: {response.status_code} {response.text[:300]}")
+        api_page = session.get(base + LIST_PATH, timeout=30).json()
+        baseline_page = session.get(base + BASELINE_PATH, timeout=30).json()
+        assert [q["id"] for q in api_page["results"]] == [
+            q["id"] for q in baseline_page["results"]
+        ], "the baseline must answer the same page"
+        assert len(api_page["results"]) == 50
+        print(
+            f"gunicorn: {args.workers} sync workers on {os.cpu_count()} cores; "
+            f"{args.seconds:g} s per case and concurrency in {args.rounds} alternating rounds, "
+            f"after {args.warmup:g} s warm-up",
+            flush=True,
+        )
+        for name, request in cases.items():  # every worker imports and connects first
+            drive(base, cookies, name, max(CONCURRENCY), args.warmup, request)
+        # Rounds alternate the cases, so a neighbour's load on the machine hits them alike.
+        for clients in CONCURRENCY:
+            for _ in range(args.rounds):
+                for name, request in cases.items():
+                    part = drive(base, cookies, name, clients, args.seconds / args.rounds, request)
+                    merged = merged_results.setdefault((name, clients), Result(name, clients))
+                    merged.latencies_ms += part.latencies_ms
+                    merged.errors += part.errors
+                    merged.seconds += part.seconds
+                    merged.first_error = merged.first_error or part.first_error
+            for name in cases:
+                result = merged_results[(name, clients)]
+                print(
+                    f"  {name:36} c={clients:<3} {len(result.latencies_ms):6d} requests, "
+                    f"{result.errors} errors",
+                    flush=True,
+                )
+                if result.errors:
+                    print(f"    first error: {result.first_error}", flush=True)
+    finally:
+        stop(server)
+        if redis_was_empty:
+            bench_redis.flushdb()  # only ever a database this run found empty
+
+    results = list(merged_results.values())
+    print(
+        f"\n{'case':36} {'clients':>7} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} "
+        f"{'req/s':>8} {'errors':>7}"
+    )
+    for r in results:
+        print(
+            f"{r.name:36} {r.clients:7d} {r.quantile(50):8.1f} {r.quantile(95):8.1f} "
+            f"{r.quantile(99):8.1f} {r.rps:8.1f} {r.errors:7d}"
+        )
+    by = {(r.name, r.clients): r for r in results}
+    api_name, base_name = itertools.islice(cases, 2)
+    p95 = by[(api_name, 8)].quantile(95)
+    verdicts = [
+        (
+            f"list p95 at 8 clients under {TARGET_P95_MS:.0f} ms",
+            p95 < TARGET_P95_MS,
+            f"{p95:.1f} ms",
+        )
+    ]
+    for clients in CONCURRENCY:
+        ratio = by[(api_name, clients)].rps / by[(base_name, clients)].rps
+        verdicts.append(
+            (
+                f"list req/s at {clients} clients >= {TARGET_RATIO:g} x baseline",
+                ratio >= TARGET_RATIO,
+                f"{ratio:.2f} x",
+            )
+        )
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    print(f"\nload average at the end (1, 5, 15 min): {load} on {os.cpu_count()} cores")
+    for label, ok, figure in verdicts:
+        print(f"target: {label:44} {figure:>10}  {'MET' if ok else 'MISSED'}")
+    if any(r.errors for r in results):
+        print("\nsome requests failed: see the errors column")
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
