@@ -1,23 +1,79 @@
+"""Integration admin: provider and environment, write-only credentials (with a "Replace
+credentials" page), "Connect" for OAuth providers, "Test connection" with its history, the
+integration's sync schedules, and open incidents. Company-scoped (portal.admin's mixin)."""
+
+from __future__ import annotations
+
 import json
 
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils.decorators import method_decorator
+from django.utils.functional import lazy
+from django.utils.text import format_lazy
+from django.views.decorators.debug import sensitive_post_parameters
+from django.views.decorators.http import require_POST
+from django_celery_beat.models import PeriodicTask
 
-from integrations.models import Integration
+from integrations.encryption import DecryptionError
+from integrations.models import ConnectionTest, Incident, Integration
+from integrations.services import (
+    integration_credential_errors,
+    integration_credential_help,
+    integration_credentials_replace,
+    integration_oauth_supported,
+    integration_test_connection,
+)
+from portal.admin import CompanyScopedAdminMixin, request_ip
+
+SECRET_FIELD = "new_credentials"  # noqa: S105 - a form field name
+# sync.beat names each integration's schedules so (`integrations` may not import `sync`).
+SCHEDULE_NAME = "fieldbridge:sync:{id}:{mode}"
+
+
+def parse_credentials(raw: str) -> dict:
+    """JSON text to a dict; errors say where the JSON broke, never what it contained."""
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise forms.ValidationError(f"Not valid JSON ({exc.msg} at character {exc.pos}).") from None
+    if not isinstance(value, dict) or not value:
+        raise forms.ValidationError("Enter a JSON object with at least one key.")
+    return value
+
+
+def credentials_field(*, required: bool, label: str) -> forms.CharField:
+    # PasswordInput(render_value=False): even a form redisplayed with errors never echoes it.
+    return forms.CharField(
+        label=label,
+        required=required,
+        strip=True,
+        widget=forms.PasswordInput(
+            render_value=False, attrs={"autocomplete": "off", "size": 80, "spellcheck": "false"}
+        ),
+        help_text=lazy_help(),
+    )
+
+
+def _help() -> str:
+    # Providers register when the apps are ready, after this module may have been imported.
+    return (
+        f"A JSON object, stored encrypted and never shown again. {integration_credential_help()}."
+    )
+
+
+lazy_help = lazy(_help, str)
 
 
 class IntegrationAdminForm(forms.ModelForm):
-    """Credentials are write-only: the field starts empty every time, a blank submission keeps
-    what is stored, and nothing stored is ever rendered back."""
-
-    new_credentials = forms.CharField(
-        label="Credentials",
-        required=False,
-        strip=True,
-        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "off", "size": 80}),
-        help_text='JSON object, e.g. {"api_key": "…"}. Stored encrypted and never shown again; '
-        "leave blank to keep the current credentials, or enter new ones to replace them.",
-    )
+    """Credentials are write-only: entered when the integration is added (or later through
+    "Replace credentials"), checked against the provider's credential modes, never rendered
+    back. OAuth providers may be added without them, then connected."""
 
     class Meta:
         model = Integration
@@ -35,32 +91,74 @@ class IntegrationAdminForm(forms.ModelForm):
             "read_cache_ttl",
         ]
 
-    def clean_new_credentials(self) -> dict | None:
-        raw = self.cleaned_data["new_credentials"]
+    new_credentials = credentials_field(required=False, label="Credentials")
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        if self.instance.pk is not None:
+            field = self.fields[SECRET_FIELD]
+            field.label = "Replace credentials"
+            field.help_text = format_lazy(
+                "Leave blank to keep the stored credentials. {}", field.help_text
+            )
+
+    def clean(self) -> dict:
+        cleaned = super().clean()
+        raw = cleaned.get(SECRET_FIELD)
+        provider = cleaned.get("provider") or self.instance.provider
+        if not raw and self.instance.pk is not None:
+            return cleaned  # blank keeps what is stored
         if not raw:
-            return None
+            probe = Integration(provider=provider or "", environment=cleaned.get("environment"))
+            if provider and not integration_oauth_supported(probe):
+                self.add_error(SECRET_FIELD, "Enter the credentials for this provider.")
+            return cleaned
         try:
-            value = json.loads(raw)
-        except json.JSONDecodeError as exc:
-            raise forms.ValidationError(
-                f"Not valid JSON ({exc.msg} at character {exc.pos})."
-            ) from None
-        if not isinstance(value, dict) or not value:
-            raise forms.ValidationError("Enter a JSON object with at least one key.")
-        if not all(isinstance(v, str | int | bool) for v in value.values()):
-            raise forms.ValidationError("Each credential must be a string, number or boolean.")
-        return value
+            credentials = parse_credentials(raw)
+        except forms.ValidationError as exc:
+            self.add_error(SECRET_FIELD, exc)
+            return cleaned
+        if provider:
+            for message in integration_credential_errors(
+                provider=provider, credentials=credentials
+            ):
+                self.add_error(SECRET_FIELD, message)
+        cleaned[SECRET_FIELD] = credentials
+        return cleaned
 
     def save(self, commit: bool = True) -> Integration:
-        new = self.cleaned_data.get("new_credentials")
-        if new is not None:
+        new = self.cleaned_data.get(SECRET_FIELD)
+        if new and self.instance.pk is None:
             self.instance.credentials = new
+        # An existing integration's credentials are replaced by the admin's save_model,
+        # through integration_credentials_replace (cache, status, incident, audit).
         return super().save(commit=commit)
 
 
+class CredentialsReplaceForm(forms.Form):
+    credentials = credentials_field(required=True, label="New credentials")
+
+    def __init__(self, *args, provider: str, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.provider = provider
+
+    def clean_credentials(self) -> dict:
+        credentials = parse_credentials(self.cleaned_data["credentials"])
+        errors = integration_credential_errors(provider=self.provider, credentials=credentials)
+        if errors:
+            raise forms.ValidationError(errors)
+        return credentials
+
+
 @admin.register(Integration)
-class IntegrationAdmin(admin.ModelAdmin):
+class IntegrationAdmin(CompanyScopedAdminMixin, admin.ModelAdmin):
+    """Team admins manage their company's integrations; dispatchers only see them. The
+    credentials never reach a page: the form has no field bound to them, lists show only
+    whether they are set, and the audit log records key names."""
+
+    company_field = "company"
     form = IntegrationAdminForm
+    change_form_template = "admin/integrations/integration/change_form.html"
     list_display = [
         "__str__",
         "company",
@@ -72,10 +170,12 @@ class IntegrationAdmin(admin.ModelAdmin):
         "last_test_ok",
         "last_test_at",
     ]
-    list_filter = ["provider", "environment", "status", "enabled"]
+    list_filter = ["provider", "environment", "status", "enabled", "company"]
+    list_select_related = ["company"]
     search_fields = ["name", "company__name", "external_account_id"]
     readonly_fields = [
         "has_credentials",
+        "credential_keys",
         "last_test_ok",
         "last_test_message",
         "last_test_at",
@@ -85,6 +185,253 @@ class IntegrationAdmin(admin.ModelAdmin):
         "updated_at",
     ]
 
+    # -- form ---------------------------------------------------------------------------------
+
+    def get_fieldsets(self, request: HttpRequest, obj: Integration | None = None):
+        main = ["company", "name", "provider", "environment"]
+        if obj is not None:
+            main += ["has_credentials", "credential_keys"]
+        main.append(SECRET_FIELD)
+        main += ["enabled", "status"]
+        fieldsets = [
+            (None, {"fields": main}),
+            (
+                "Account and settings",
+                {
+                    "fields": [
+                        "external_account_id",
+                        "base_url_override",
+                        "config",
+                        "read_cache_enabled",
+                        "read_cache_ttl",
+                    ]
+                },
+            ),
+        ]
+        if obj is not None:
+            fieldsets += [
+                ("Sync", {"fields": ["last_synced_at"]}),
+                (
+                    "Last connection test",
+                    {
+                        "classes": ["collapse"],
+                        "fields": [
+                            "last_test_ok",
+                            "last_test_message",
+                            "last_test_at",
+                            "last_test_latency_ms",
+                            "created_at",
+                            "updated_at",
+                        ],
+                    },
+                ),
+            ]
+        return fieldsets
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Integration | None = None):
+        fields = list(super().get_readonly_fields(request, obj))
+        if obj is not None:
+            # Stored credentials belong to one provider: changing it means a new integration.
+            fields.append("provider")
+        if not request.user.is_superuser:
+            fields.append("status")  # the system's word (needs_reauth…), cleared by new creds
+        return fields
+
+    def get_changeform_initial_data(self, request: HttpRequest) -> dict:
+        initial = super().get_changeform_initial_data(request)
+        companies = self.team_company_ids(request, "add")
+        if not request.user.is_superuser and len(companies) == 1:
+            initial.setdefault("company", companies[0])
+        return initial
+
+    @method_decorator(sensitive_post_parameters(SECRET_FIELD, "credentials"))
+    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+        return super().changeform_view(request, object_id, form_url, extra_context)
+
+    def audit_extra(self, request: HttpRequest, obj: Integration, form, change: bool) -> dict:
+        new = form.cleaned_data.get(SECRET_FIELD)
+        if new and not change:
+            return {"credentials": "set", "credential_keys": sorted(new)}
+        return {}  # a replacement is audited by integration_credentials_replace
+
+    def save_model(self, request: HttpRequest, obj: Integration, form, change: bool) -> None:
+        super().save_model(request, obj, form, change)
+        new = form.cleaned_data.get(SECRET_FIELD)
+        if change and new:
+            integration_credentials_replace(
+                integration=obj, credentials=new, actor=request.user, ip_address=request_ip(request)
+            )
+
+    # -- read-only fields ------------------------------------------------------------------------
+
     @admin.display(boolean=True, description="Credentials set")
     def has_credentials(self, obj: Integration) -> bool:
-        return bool(obj.credentials)
+        try:
+            return bool(obj.credentials)
+        except DecryptionError:
+            return False
+
+    @admin.display(description="Stored credential keys")
+    def credential_keys(self, obj: Integration) -> str:
+        try:
+            keys = sorted((obj.credentials or {}).keys())
+        except DecryptionError:
+            return "Unreadable (encryption key missing): replace them."
+        return ", ".join(keys) if keys else "None"
+
+    def schedule_rows(self, request: HttpRequest, obj: Integration) -> list[dict]:
+        """The integration's django-celery-beat schedules, with a link for those who may open
+        the periodic-task admin (operators)."""
+        names = [SCHEDULE_NAME.format(id=obj.pk, mode=m) for m in ("incremental", "full")]
+        task_admin = self.admin_site.get_model_admin(PeriodicTask)
+        can_open = task_admin.has_view_or_change_permission(request)
+        rows = []
+        for task in PeriodicTask.objects.filter(name__in=names).select_related("crontab"):
+            rows.append(
+                {
+                    "mode": task.name.rsplit(":", 1)[-1].title(),
+                    "name": task.name,
+                    "schedule": str(task.crontab) if task.crontab else "",
+                    "enabled": task.enabled,
+                    "last_run_at": task.last_run_at,
+                    "url": reverse("admin:django_celery_beat_periodictask_change", args=[task.pk])
+                    if can_open
+                    else "",
+                }
+            )
+        return rows
+
+    # -- views ---------------------------------------------------------------------------------
+
+    def get_urls(self):
+        opts = self.opts
+        name = f"{opts.app_label}_{opts.model_name}"
+        return [
+            path(
+                "<path:object_id>/test-connection/",
+                self.admin_site.admin_view(self.test_connection_view),
+                name=f"{name}_test_connection",
+            ),
+            path(
+                "<path:object_id>/credentials/",
+                self.admin_site.admin_view(self.credentials_view),
+                name=f"{name}_credentials",
+            ),
+            *super().get_urls(),
+        ]
+
+    def _get_changeable(self, request: HttpRequest, object_id: str) -> Integration:
+        obj = self.get_object(request, object_id)
+        if obj is None:
+            raise Http404("No such integration.")
+        if not self.has_change_permission(request, obj):
+            raise PermissionDenied
+        return obj
+
+    def _change_url(self, obj: Integration) -> str:
+        return reverse("admin:integrations_integration_change", args=[obj.pk])
+
+    def test_connection_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        return require_POST(self._test_connection)(request, object_id)
+
+    def _test_connection(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        obj = self._get_changeable(request, object_id)
+        result = integration_test_connection(
+            integration=obj, actor=request.user, ip_address=request_ip(request)
+        )
+        level = messages.SUCCESS if result.ok else messages.ERROR
+        self.message_user(
+            request, f"Test connection: {result.message} ({result.latency_ms} ms)", level
+        )
+        return HttpResponseRedirect(self._change_url(obj))
+
+    @method_decorator(sensitive_post_parameters("credentials"))
+    def credentials_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        obj = self._get_changeable(request, object_id)
+        form = CredentialsReplaceForm(request.POST or None, provider=obj.provider)
+        if request.method == "POST" and form.is_valid():
+            integration_credentials_replace(
+                integration=obj,
+                credentials=form.cleaned_data["credentials"],
+                actor=request.user,
+                ip_address=request_ip(request),
+            )
+            self.log_change(request, obj, "Replaced the credentials.")
+            self.message_user(
+                request, "Credentials replaced. Press “Test connection” to check them."
+            )
+            return HttpResponseRedirect(self._change_url(obj))
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"Replace credentials: {obj}",
+            "opts": self.opts,
+            "original": obj,
+            "form": form,
+            "has_view_permission": True,
+        }
+        return TemplateResponse(
+            request, "admin/integrations/integration/credentials_replace.html", context
+        )
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        obj = self.get_object(request, object_id)
+        extra = dict(extra_context or {})
+        if obj is not None:
+            extra.update(
+                connection_tests=ConnectionTest.objects.filter(integration=obj).select_related(
+                    "tested_by"
+                )[:10],
+                open_incidents=Incident.objects.filter(integration=obj, closed_at__isnull=True),
+                can_operate=self.has_change_permission(request, obj),
+                oauth_supported=integration_oauth_supported(obj),
+                schedule_rows=self.schedule_rows(request, obj),
+            )
+        return super().change_view(request, object_id, form_url, extra)
+
+
+@admin.register(ConnectionTest)
+class ConnectionTestAdmin(CompanyScopedAdminMixin, admin.ModelAdmin):
+    """The history of connection tests (read-only)."""
+
+    company_field = "integration__company"
+    list_display = ["created_at", "integration", "ok", "latency_ms", "message", "tested_by"]
+    list_filter = ["ok", "integration"]
+    list_select_related = ["integration__company", "tested_by"]
+    date_hierarchy = "created_at"
+
+    def has_add_permission(self, request, *args):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(Incident)
+class IncidentAdmin(CompanyScopedAdminMixin, admin.ModelAdmin):
+    """Alerts sent, one per incident; closed when the condition clears (read-only)."""
+
+    company_field = "integration__company"
+    list_display = ["opened_at", "integration", "kind", "detail", "notified_at", "closed_at"]
+    list_filter = ["kind", ("closed_at", admin.EmptyFieldListFilter), "integration"]
+    list_select_related = ["integration__company"]
+
+    def has_add_permission(self, request, *args):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+def get_integration_or_404(request: HttpRequest, pk: int) -> Integration:
+    """The integration if this user may change it through the admin (the admin's own rule)."""
+    model_admin = admin.site.get_model_admin(Integration)
+    obj = get_object_or_404(model_admin.get_queryset(request), pk=pk)
+    if not model_admin.has_change_permission(request, obj):
+        raise Http404("No such integration.")
+    return obj

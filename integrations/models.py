@@ -71,3 +71,61 @@ class Integration(TimeStampedModel):
     def __str__(self) -> str:
         label = self.name or self.get_provider_display()
         return f"{label} ({self.company}, {self.environment})"
+
+
+class ConnectionTest(models.Model):
+    """One press of "Test connection": the history behind Integration.last_test_*."""
+
+    integration = models.ForeignKey(
+        Integration, on_delete=models.CASCADE, related_name="connection_tests"
+    )
+    tested_by = models.ForeignKey(
+        "portal.User", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    ok = models.BooleanField()
+    message = models.TextField(blank=True)
+    latency_ms = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["integration", "-created_at"])]
+
+    def __str__(self) -> str:
+        return f"{'OK' if self.ok else 'Failed'} {self.created_at:%Y-%m-%d %H:%M:%S}"
+
+
+class Incident(models.Model):
+    """Something about an integration that needs a person. At most one incident of a kind is
+    open per integration: admins are alerted when it opens (not on every retry), and it is
+    closed when the condition clears, so the next occurrence alerts again."""
+
+    class Kind(models.TextChoices):
+        NEEDS_REAUTH = "needs_reauth", "Needs reauthorization"
+        SYNC_FAILING = "sync_failing", "Sync failing repeatedly"
+        DEAD_LETTERS = "dead_letters", "Dead letters piling up"
+
+    integration = models.ForeignKey(Integration, on_delete=models.CASCADE, related_name="incidents")
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    detail = models.TextField(blank=True)
+    opened_at = models.DateTimeField(auto_now_add=True)
+    notified_at = models.DateTimeField(null=True, blank=True)
+    closed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-opened_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["integration", "kind"],
+                condition=Q(closed_at__isnull=True),
+                name="integrations_incident_one_open",
+            ),
+            models.CheckConstraint(
+                condition=Q(kind__in=["needs_reauth", "sync_failing", "dead_letters"]),
+                name="integrations_incident_kind_valid",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        state = "closed" if self.closed_at else "open"
+        return f"{self.get_kind_display()} ({state})"

@@ -1,10 +1,42 @@
-from django.contrib import admin
+"""Sync admin: runs, cursors, and the error review (sync errors, dead-lettered outbox events,
+webhook deliveries with their verification result), company-scoped. Errors and dead letters
+have a "Retry selected" action (sync.retries); everything else here is read-only, being the
+system's record of what happened."""
 
+from __future__ import annotations
+
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest
+
+from portal.admin import ADMIN, CompanyScopedAdminMixin, request_ip, team_roles
 from sync import models
+from sync.retries import outbox_events_retry, sync_errors_retry
+
+
+class ReadOnlyScopedAdmin(CompanyScopedAdminMixin, admin.ModelAdmin):
+    """Company-scoped and read-only for everyone. `has_retry_permission` gates the retry
+    actions: operators and the row's company's team admins."""
+
+    company_field = "integration__company"
+
+    def has_add_permission(self, request, *args):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def has_retry_permission(self, request: HttpRequest) -> bool:
+        if request.user.is_superuser:
+            return True
+        return ADMIN in team_roles(request).values()
 
 
 @admin.register(models.SyncRun)
-class SyncRunAdmin(admin.ModelAdmin):
+class SyncRunAdmin(ReadOnlyScopedAdmin):
     list_display = [
         "integration",
         "entity",
@@ -18,27 +50,92 @@ class SyncRunAdmin(admin.ModelAdmin):
         "deleted_count",
         "failed_count",
     ]
-    list_filter = ["status", "mode", "entity"]
+    list_filter = ["status", "mode", "entity", "integration"]
+    list_select_related = ["integration__company"]
     date_hierarchy = "started_at"
-
-    def has_add_permission(self, request):
-        return False
 
 
 @admin.register(models.SyncCursor)
-class SyncCursorAdmin(admin.ModelAdmin):
+class SyncCursorAdmin(CompanyScopedAdminMixin, admin.ModelAdmin):
+    """Operators may edit a cursor (to re-read from an earlier time); teams only see them."""
+
+    company_field = "integration__company"
     list_display = ["integration", "entity", "updated_at"]
+    list_select_related = ["integration__company"]
+    team_permissions = {ADMIN: frozenset({"view"})}
+
+
+class ResolvedFilter(admin.SimpleListFilter):
+    title = "state"
+    parameter_name = "state"
+
+    def lookups(self, request, model_admin):
+        return [("open", "Open"), ("resolved", "Resolved")]
+
+    def queryset(self, request, queryset):
+        if self.value() == "open":
+            return queryset.filter(resolved_at__isnull=True)
+        if self.value() == "resolved":
+            return queryset.filter(resolved_at__isnull=False)
+        return queryset
 
 
 @admin.register(models.SyncError)
-class SyncErrorAdmin(admin.ModelAdmin):
-    list_display = ["created_at", "integration", "entity", "external_id", "message", "resolved_at"]
-    list_filter = ["entity", "resolved_at"]
+class SyncErrorAdmin(ReadOnlyScopedAdmin):
+    """Each failed record with the provider's id and the reason. The payload excerpt is shown
+    on the detail page only (list views stay light)."""
+
+    list_display = [
+        "created_at",
+        "integration",
+        "entity",
+        "external_id",
+        "message",
+        "retry_count",
+        "resolved_at",
+    ]
+    list_filter = [ResolvedFilter, "entity", "integration"]
+    list_select_related = ["integration__company"]
     search_fields = ["external_id", "message"]
+    date_hierarchy = "created_at"
+    actions = ["retry_selected"]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).defer("payload_excerpt")
+
+    @admin.action(description="Retry selected", permissions=["retry"])
+    def retry_selected(self, request: HttpRequest, queryset: QuerySet) -> None:
+        outcome = sync_errors_retry(
+            errors=list(queryset.select_related("integration")),
+            actor=request.user,
+            ip_address=request_ip(request),
+        )
+        self.message_user(
+            request,
+            f"Queued {outcome.queued} record(s) to fetch again"
+            + (f"; {outcome.skipped} already resolved." if outcome.skipped else "."),
+            messages.SUCCESS if outcome.queued else messages.WARNING,
+        )
+
+
+class DeadLetterFilter(admin.SimpleListFilter):
+    title = "dead letters"
+    parameter_name = "dead"
+
+    def lookups(self, request, model_admin):
+        return [("yes", "Dead letters only")]
+
+    def queryset(self, request, queryset):
+        if self.value() == "yes":
+            return queryset.filter(status=models.OutboxEvent.Status.DEAD)
+        return queryset
 
 
 @admin.register(models.OutboxEvent)
-class OutboxEventAdmin(admin.ModelAdmin):
+class OutboxEventAdmin(ReadOnlyScopedAdmin):
+    """Writes to providers. Dead ones (the reason in `last_error`) are retried with "Retry
+    selected" (sync.outbox.outbox_dead_replay)."""
+
     list_display = [
         "created_at",
         "integration",
@@ -47,21 +144,47 @@ class OutboxEventAdmin(admin.ModelAdmin):
         "aggregate_id",
         "status",
         "attempts",
+        "last_error",
         "next_attempt_at",
     ]
-    list_filter = ["status", "action"]
-    search_fields = ["aggregate_id", "idempotency_key"]
+    list_filter = [DeadLetterFilter, "status", "action", "integration"]
+    list_select_related = ["integration__company"]
+    search_fields = ["aggregate_id", "idempotency_key", "last_error"]
+    date_hierarchy = "created_at"
+    actions = ["retry_selected"]
+
+    @admin.action(description="Retry selected", permissions=["retry"])
+    def retry_selected(self, request: HttpRequest, queryset: QuerySet) -> None:
+        outcome = outbox_events_retry(
+            events=list(queryset.select_related("integration")),
+            actor=request.user,
+            ip_address=request_ip(request),
+        )
+        self.message_user(
+            request,
+            f"Queued {outcome.queued} dead event(s) for delivery again"
+            + (f"; {outcome.skipped} skipped (not dead)." if outcome.skipped else "."),
+            messages.SUCCESS if outcome.queued else messages.WARNING,
+        )
 
 
 @admin.register(models.WebhookEvent)
-class WebhookEventAdmin(admin.ModelAdmin):
+class WebhookEventAdmin(ReadOnlyScopedAdmin):
+    """Every delivery, refused ones included (verification result and reason; a refused one
+    keeps only a short excerpt of its body)."""
+
     list_display = [
         "created_at",
         "provider",
+        "integration",
         "event_type",
         "external_event_id",
         "verification",
+        "verification_reason",
         "status",
+        "error",
     ]
-    list_filter = ["provider", "verification", "status"]
-    search_fields = ["external_event_id"]
+    list_filter = ["verification", "status", "provider", "integration"]
+    list_select_related = ["integration__company"]
+    search_fields = ["external_event_id", "event_type"]
+    date_hierarchy = "created_at"

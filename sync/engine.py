@@ -17,6 +17,9 @@ duplicated). See `sync.cursor` for the cursor rules.
   cursor.
 - Auth errors stop the run and mark the integration needs_reauth; a spent rate-limit budget
   ends the run as deferred, with the time to try again (the task re-queues itself).
+- Cancellation is cooperative: between pages, a run whose row was marked cancelled, or whose
+  cancel flag (a cache key the caller names, e.g. an admin import's) is set, stops and ends
+  as cancelled, like a failed run: the cursor does not move and nothing is swept.
 """
 
 from __future__ import annotations
@@ -31,8 +34,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db import connection, transaction
-from django.db.models import F
+from django.core.cache import cache
+from django.db import IntegrityError, connection, transaction
+from django.db.models import F, Q
 from django.utils import timezone
 
 from integrations.base import ExternalJobMaterial, ExternalQuote, ExternalRecord, Provider
@@ -46,6 +50,7 @@ from integrations.models import Integration
 from integrations.services import integration_mark_needs_reauth, provider_for
 from portal.models import SyncedModel
 from quotes.models import QuoteLineItem
+from sync import alerts
 from sync import cursor as cursors
 from sync.models import HeldRecord, SyncCursor, SyncError, SyncRun
 from sync.writers import WriteResult, model_for, unpack, write_records
@@ -101,8 +106,10 @@ def sync_runs_close_dead(*, now: datetime | None = None) -> int:
     """Close runs whose worker stopped sending heartbeats. Returns how many were closed."""
     now = now or timezone.now()
     closed = 0
+    stale = now - _stale_after()
     candidates = SyncRun.objects.filter(
-        status=SyncRun.Status.RUNNING, heartbeat_at__lt=now - _stale_after()
+        Q(heartbeat_at__lt=stale) | Q(heartbeat_at__isnull=True, started_at__lt=stale),
+        status=SyncRun.Status.RUNNING,
     ).values_list("id", "integration_id", "entity")
     for run_id, integration_id, entity in candidates:
         try:
@@ -155,6 +162,7 @@ class _Run:
     has_held: bool = False
     has_errors: bool = False
     pages: int = 0
+    cancel_key: str | None = None
 
 
 def _load(integration_id: int, entity: str) -> tuple[Integration, Provider]:
@@ -192,14 +200,26 @@ def _recorded(state: _Run) -> Iterator[None]:
         raise
 
 
-def sync_entity(*, integration_id: int, entity: str, mode: str) -> SyncRun:
+def sync_entity(
+    *,
+    integration_id: int,
+    entity: str,
+    mode: str,
+    cancel_key: str | None = None,
+    run_id: int | None = None,
+) -> SyncRun:
     """One full or incremental run. Raises RunLocked, IntegrationUnavailable, and the
-    provider's auth, budget and other errors after recording them on the run."""
+    provider's auth, budget and other errors after recording them on the run. A set
+    `cancel_key` cache entry (or the run's row marked cancelled) stops it between pages.
+    `run_id` names a run queued by `sync_runs_queue`: it becomes this run (unless it was
+    cancelled before it started: then it is returned as it is)."""
     if mode not in (SyncRun.Mode.FULL, SyncRun.Mode.INCREMENTAL):
         raise ValueError(f"unknown sync mode {mode!r}")
     integration, provider = _load(integration_id, entity)
     with run_lock(integration_id, entity) as exclusive:
-        run = _start(integration, entity, mode, exclusive=bool(exclusive))
+        run = _start(integration, entity, mode, exclusive=bool(exclusive), run_id=run_id)
+        if run.status != SyncRun.Status.RUNNING:
+            return run
         state = _Run(
             integration=integration,
             provider=provider,
@@ -210,13 +230,16 @@ def sync_entity(*, integration_id: int, entity: str, mode: str) -> SyncRun:
             has_errors=SyncError.objects.filter(
                 integration=integration, entity=entity, resolved_at__isnull=True
             ).exists(),
+            cancel_key=cancel_key,
         )
         with _recorded(state):
             _execute(state, mode)
     return run
 
 
-def _start(integration: Integration, entity: str, mode: str, *, exclusive: bool) -> SyncRun:
+def _start(
+    integration: Integration, entity: str, mode: str, *, exclusive: bool, run_id: int | None
+) -> SyncRun:
     now = timezone.now()
     with transaction.atomic():
         running = (
@@ -224,6 +247,11 @@ def _start(integration: Integration, entity: str, mode: str, *, exclusive: bool)
             .filter(integration=integration, entity=entity, status=SyncRun.Status.RUNNING)
             .exclude(mode=SyncRun.Mode.WEBHOOK)
         )
+        if run_id is not None:
+            queued = SyncRun.objects.filter(pk=run_id, integration=integration, entity=entity)
+            if queued.filter(status=SyncRun.Status.CANCELLED).exists():
+                return queued.get()
+            running = running.exclude(pk=run_id, heartbeat_at__isnull=True)
         for old in running:
             # Holding the lock proves the old run's worker is gone; without session locks,
             # only a heartbeat gone quiet does.
@@ -231,6 +259,15 @@ def _start(integration: Integration, entity: str, mode: str, *, exclusive: bool)
                 raise RunLocked(f"run {old.pk} of {entity} is still running")
         _close_dead(running, now)
         cursor_row, _ = SyncCursor.objects.get_or_create(integration=integration, entity=entity)
+        if run_id is not None:
+            # The queued row becomes the run (closed meanwhile as dead: a fresh run instead).
+            adopted = queued.filter(
+                status=SyncRun.Status.RUNNING, heartbeat_at__isnull=True
+            ).update(
+                mode=mode, started_at=now, heartbeat_at=now, cursor_before=cursor_row.value or None
+            )
+            if adopted:
+                return queued.get()
         return SyncRun.objects.create(
             integration=integration,
             entity=entity,
@@ -250,6 +287,15 @@ def _execute(state: _Run, mode: str) -> None:
         asked = cursors.request_since(since, lookback)
     for raws in state.provider.pages(state.entity, updated_since=asked):
         _apply_page(state, raws, retrying_held=False)
+        if _cancel_requested(state):
+            # Like a failed run: the cursor stays where it was and nothing is swept.
+            _finish(
+                state,
+                SyncRun.Status.CANCELLED,
+                f"Cancelled after {state.pages} page(s); the cursor was not moved and "
+                "nothing was swept.",
+            )
+            return
     _retry_held(state)
     status = SyncRun.Status.SUCCESS
     if state.seen is not None:
@@ -271,6 +317,12 @@ def _execute(state: _Run, mode: str) -> None:
         Integration.objects.filter(pk=state.integration.pk).update(
             last_synced_at=state.run.finished_at
         )
+
+
+def _cancel_requested(state: _Run) -> bool:
+    if state.cancel_key and cache.get(state.cancel_key):
+        return True
+    return SyncRun.objects.filter(pk=state.run.pk, status=SyncRun.Status.CANCELLED).exists()
 
 
 def _summary(state: _Run) -> str:
@@ -308,6 +360,7 @@ def _finish(state: _Run, status: str, summary: str) -> None:
             "run_id": run.pk,
         },
     )
+    alerts.on_sync_run_finished(run)
 
 
 def _apply_page(state: _Run, raws: list[dict], *, retrying_held: bool) -> WriteResult:
@@ -529,34 +582,104 @@ def _contains(sorted_digests: list[int], digest: int) -> bool:
 
 
 def sync_integration(
-    *, integration_id: int, mode: str, entities: list[str] | None = None
+    *,
+    integration_id: int,
+    mode: str,
+    entities: list[str] | None = None,
+    run_ids: dict[str, int] | None = None,
 ) -> list[SyncRun]:
     """Every entity of the integration, in the provider's dependency order. A locked entity is
     skipped; auth and budget errors stop the pass (the budget error carries the entities
-    still to run)."""
+    still to run). `run_ids` (entity -> run queued by `sync_runs_queue`) become the runs; any
+    of them not started when the pass ends is closed, saying why."""
+    run_ids = run_ids or {}
     integration = Integration.objects.select_related("company").get(pk=integration_id)
     order = provider_for(integration).entities
     todo = [e for e in order if entities is None or e in entities]
     runs: list[SyncRun] = []
-    for index, entity in enumerate(todo):
-        try:
-            runs.append(sync_entity(integration_id=integration_id, entity=entity, mode=mode))
-        except RunLocked:
-            logger.info(
-                "sync skipped: already running",
-                extra={"integration_id": integration_id, "entity": entity},
-            )
-        except BudgetExhausted as exc:
-            exc.remaining_entities = todo[index:]  # type: ignore[attr-defined]
-            raise
-        except ProviderAuthError:
-            raise
-        except ProviderError:
-            logger.warning(
-                "sync of one entity failed; going on with the next",
-                extra={"integration_id": integration_id, "entity": entity},
-            )
+    not_started = (SyncRun.Status.FAILED, "Not started: the sync stopped before this entity.")
+    try:
+        for index, entity in enumerate(todo):
+            try:
+                runs.append(
+                    sync_entity(
+                        integration_id=integration_id,
+                        entity=entity,
+                        mode=mode,
+                        run_id=run_ids.get(entity),
+                    )
+                )
+            except RunLocked:
+                logger.info(
+                    "sync skipped: already running",
+                    extra={"integration_id": integration_id, "entity": entity},
+                )
+            except BudgetExhausted as exc:
+                exc.remaining_entities = todo[index:]  # type: ignore[attr-defined]
+                not_started = (
+                    SyncRun.Status.DEFERRED,
+                    "Not started: the API budget is spent; queued again for when it refills.",
+                )
+                raise
+            except ProviderAuthError:
+                not_started = (
+                    SyncRun.Status.FAILED,
+                    "Not started: the provider refused the credentials.",
+                )
+                raise
+            except ProviderError:
+                logger.warning(
+                    "sync of one entity failed; going on with the next",
+                    extra={"integration_id": integration_id, "entity": entity},
+                )
+    except IntegrationUnavailable as exc:
+        not_started = (SyncRun.Status.FAILED, f"Not started: {exc}.")
+        raise
+    finally:
+        if run_ids:
+            _queued_runs_close(list(run_ids.values()), *not_started)
     return runs
+
+
+def sync_runs_queue(*, integration: Integration, entities: list[str], mode: str) -> list[SyncRun]:
+    """Record one run per entity before its task is queued, so callers get real run ids: a
+    queued run is "running" with no heartbeat yet (the unique running row keeps a second
+    sync of the entity out) and becomes the run when a worker starts it (`run_ids`). Raises
+    RunLocked when one of the entities is already running (or queued)."""
+    now = timezone.now()
+    with transaction.atomic():
+        running = (
+            SyncRun.objects.select_for_update()
+            .filter(integration=integration, entity__in=entities, status=SyncRun.Status.RUNNING)
+            .exclude(mode=SyncRun.Mode.WEBHOOK)
+        )
+        # A queued run whose task never came (a lost message) is dead after the stale period.
+        _close_dead(
+            running.filter(heartbeat_at__isnull=True, started_at__lt=now - _stale_after()), now
+        )
+        busy = sorted(
+            running.filter(status=SyncRun.Status.RUNNING).values_list("entity", flat=True)
+        )
+        if busy:
+            raise RunLocked(f"a sync of {', '.join(busy)} is already running")
+        try:
+            with transaction.atomic():
+                return [
+                    SyncRun.objects.create(
+                        integration=integration, entity=entity, mode=mode, started_at=now
+                    )
+                    for entity in entities
+                ]
+        except IntegrityError as exc:  # another request queued the same entity meanwhile
+            raise RunLocked("a sync of these entities is already running") from exc
+
+
+def _queued_runs_close(run_ids: list[int], status: str, summary: str) -> int:
+    """Close queued runs (no heartbeat: no worker ever took them)."""
+    now = timezone.now()
+    return SyncRun.objects.filter(
+        pk__in=run_ids, status=SyncRun.Status.RUNNING, heartbeat_at__isnull=True
+    ).update(status=status, finished_at=now, error_summary=summary)
 
 
 def sync_record(*, integration_id: int, entity: str, external_id: str) -> SyncRun:

@@ -197,6 +197,7 @@ class WebhookEvent(TimeStampedModel):
         PROCESSED = "processed", "Processed"
         IGNORED = "ignored", "Ignored"
         FAILED = "failed", "Failed"
+        REJECTED = "rejected", "Rejected (not verified)"
 
     provider = models.CharField(max_length=32)
     integration = models.ForeignKey(
@@ -209,6 +210,10 @@ class WebhookEvent(TimeStampedModel):
     external_event_id = models.CharField(max_length=255)
     event_type = models.CharField(max_length=120, blank=True)
     verification = models.CharField(max_length=12, choices=Verification.choices)
+    # Why verification failed (safe to show: never a secret, a signature or the body).
+    verification_reason = models.CharField(max_length=300, blank=True)
+    # A rejected delivery keeps only the start of its body, never the whole unverified payload.
+    body_excerpt = models.CharField(max_length=300, blank=True)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.RECEIVED)
     payload = models.JSONField(default=dict)
     error = models.TextField(blank=True)

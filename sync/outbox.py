@@ -38,6 +38,7 @@ from integrations.exceptions import (
 )
 from integrations.models import Integration
 from integrations.services import integration_mark_needs_reauth, provider_for
+from sync import alerts
 from sync.models import OutboxEvent
 
 logger = logging.getLogger("sync.outbox")
@@ -199,6 +200,8 @@ def _failed(
             "dead": dead,
         },
     )
+    if dead:
+        alerts.on_outbox_dead_changed(event.integration_id)
     event.refresh_from_db()
     return event
 

@@ -27,6 +27,13 @@ BEAT_SCHEDULE: dict[str, dict] = {
         "schedule": crontab(minute="*/5"),
         "options": {"expires": 450},
     },
+    # Every 5 minutes: open and close alert incidents whose condition changed without a hook
+    # seeing it (runs closed as dead, fixes made elsewhere); alerts go out once per incident.
+    "alerts-check": {
+        "task": "sync.alerts_check",
+        "schedule": crontab(minute="*/5"),
+        "options": {"expires": 450},
+    },
     # Every 10 minutes: keep each integration's sync schedules in step with the integration
     # (created, enabled or paused, removed), whatever path changed it.
     "sync-schedules-reconcile": {

@@ -38,17 +38,27 @@ class OutboxTask(Task):
 
 @shared_task(bind=True, base=SyncTask, name="sync.sync_integration", max_retries=3)
 def sync_integration(
-    self, integration_id: int, mode: str, entities: list[str] | None = None
+    self,
+    integration_id: int,
+    mode: str,
+    entities: list[str] | None = None,
+    run_ids: dict[str, int] | None = None,
 ) -> dict:
     """Sync every entity of one integration. Auth errors never retry (the integration is
     marked needs_reauth); a spent budget re-queues the remaining entities for when it
-    refills; other provider errors retry with backoff."""
+    refills; other provider errors retry with backoff. `run_ids`: runs queued by the API
+    (`sync.engine.sync_runs_queue`), entity -> run id; a retry or re-queue starts new runs."""
     from integrations.exceptions import BudgetExhausted, ProviderAuthError, ProviderError
     from sync.engine import IntegrationUnavailable
     from sync.engine import sync_integration as sync_integration_service
 
     try:
-        runs = sync_integration_service(integration_id=integration_id, mode=mode, entities=entities)
+        runs = sync_integration_service(
+            integration_id=integration_id,
+            mode=mode,
+            entities=entities,
+            run_ids=None if self.request.retries else run_ids,
+        )
     except IntegrationUnavailable as exc:
         logger.info("sync skipped", extra={"integration_id": integration_id, "reason": str(exc)})
         return {"skipped": str(exc)}
@@ -69,6 +79,15 @@ def sync_integration(
     except ProviderError as exc:
         raise self.retry(exc=exc, countdown=60 * 2**self.request.retries) from exc
     return {"runs": {run.entity: run.status for run in runs}}
+
+
+@shared_task(bind=True, base=SyncTask, name="sync.import_integration")
+def import_integration(self, import_id: int) -> dict:
+    """A full import started from the admin (`sync.imports`): never retried as a whole; each
+    entity's run records its own outcome, and a person may start another import."""
+    from sync.imports import import_execute
+
+    return import_execute(import_id=import_id)
 
 
 @shared_task(bind=True, base=SyncTask, name="sync.sync_runs_close_dead")
@@ -119,3 +138,25 @@ def process_webhook_event(self, event_id: int) -> str:
         return f"not retried: {type(exc).__name__}"
     except ProviderError as exc:
         raise self.retry(exc=exc, countdown=30 * 2**self.request.retries) from exc
+
+
+@shared_task(bind=True, base=SyncTask, name="sync.sync_error_retry", max_retries=3)
+def sync_error_retry(self, error_id: int) -> str:
+    """Re-fetch the record of a SyncError a person retried from the admin (sync.retries)."""
+    from integrations.exceptions import ProviderAuthError, ProviderError, ProviderValidationError
+    from sync.engine import IntegrationUnavailable
+    from sync.retries import sync_error_retry_execute
+
+    try:
+        return sync_error_retry_execute(error_id=error_id)
+    except (IntegrationUnavailable, ValueError, ProviderAuthError, ProviderValidationError) as exc:
+        return f"not retried: {type(exc).__name__}"
+    except ProviderError as exc:
+        raise self.retry(exc=exc, countdown=30 * 2**self.request.retries) from exc
+
+
+@shared_task(bind=True, base=SyncTask, name="sync.alerts_check")
+def alerts_check(self) -> int:
+    from sync.alerts import alerts_check as service
+
+    return service()

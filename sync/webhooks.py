@@ -16,8 +16,10 @@ from __future__ import annotations
 
 import json
 import logging
+import uuid
 from datetime import timedelta
 
+from django.core.cache import cache
 from django.db import transaction
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.utils import timezone
@@ -100,6 +102,39 @@ def webhook_events_record(
             if not ignored:
                 transaction.on_commit(lambda event_id=event.pk: _queue(event_id), robust=True)
     return created_events
+
+
+# At most this many refused deliveries are recorded per integration and minute (a flood of
+# forged requests must not fill the table); the rest are only logged.
+REJECTED_RECORDS_PER_MINUTE = 30
+EXCERPT_CHARS = 200
+
+
+def webhook_rejection_record(
+    *, integration: Integration, verification: str, reason: str, body: bytes
+) -> WebhookEvent | None:
+    """Keep a refused delivery for the admin's webhook list: why it was refused and the first
+    EXCERPT_CHARS characters of its body, never the whole unverified payload."""
+    minute = timezone.now().strftime("%Y%m%d%H%M")
+    key = f"webhooks:rejected:{integration.pk}:{minute}"
+    cache.add(key, 0, 120)
+    try:
+        if cache.incr(key) > REJECTED_RECORDS_PER_MINUTE:
+            return None
+    except ValueError:  # the key expired between add and incr
+        pass
+    excerpt = body[:EXCERPT_CHARS].decode("utf-8", "replace").replace("\x00", "")
+    return WebhookEvent.objects.create(
+        provider=integration.provider,
+        integration=integration,
+        external_event_id=f"rejected:{uuid.uuid4()}",
+        verification=verification,
+        verification_reason=reason[:300],
+        status=WebhookEvent.Status.REJECTED,
+        error=reason[:4000],
+        body_excerpt=excerpt[:300],
+        payload={},
+    )
 
 
 def _storable(value: dict) -> dict:
@@ -199,11 +234,25 @@ class WebhookView(View):
                     "missing": exc.code == WebhookFailure.MISSING,
                 },
             )
+            webhook_rejection_record(
+                integration=integration,
+                verification=WebhookEvent.Verification.MISSING
+                if exc.code == WebhookFailure.MISSING
+                else WebhookEvent.Verification.INVALID,
+                reason=f"{exc.code}: {exc.reason}",
+                body=request.body,
+            )
             return JsonResponse({"error": exc.reason}, status=400)
         except ValueError as exc:
             logger.warning(
                 "webhook body refused",
                 extra={"provider": provider, "integration_id": integration_id, "reason": str(exc)},
+            )
+            webhook_rejection_record(
+                integration=integration,
+                verification=WebhookEvent.Verification.VALID,
+                reason=f"Malformed body: {exc}",
+                body=request.body,
             )
             return JsonResponse({"error": f"Malformed webhook body: {exc}"[:300]}, status=400)
         created = webhook_events_record(integration=integration, notices=notices)

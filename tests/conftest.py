@@ -146,3 +146,6 @@ def celery_worker_queue(django_db_setup, django_db_blocker):
     worker = Worker([queue], queue).wait_ready()
     yield queue
     worker.stop()
+
+
+from tests.browser.support import browser, page  # noqa: E402,F401 - fixtures for every module

@@ -24,7 +24,7 @@ from sync.dashboard import integration_budget
 from sync.models import OutboxEvent, SyncRun
 from sync.outbox import outbox_event_enqueue
 from tests import factories
-from tests.browser.conftest import browser, page, screenshot  # noqa: F401 - fixtures
+from tests.browser.support import screenshot
 from tests.sync.conftest import (  # noqa: F401 - fixtures
     sandbox,
     sandbox_clean,

@@ -12,7 +12,7 @@ from quotes.models import Quote
 from sync.engine import sync_integration
 from sync.outbox import outbox_relay
 from tests import factories
-from tests.browser.conftest import screenshot, sign_in
+from tests.browser.support import screenshot, sign_in
 from tests.sync.conftest import sandbox, sandbox_clean, sm8_integration  # noqa: F401
 
 pytestmark = pytest.mark.django_db(transaction=True)

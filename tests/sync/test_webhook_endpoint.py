@@ -51,7 +51,8 @@ def test_the_subscription_challenge_is_answered_only_with_the_token(client, sm8_
     answered = client.post(url(sm8_hooked), body, content_type=form)
     assert answered.status_code == 200 and answered.content == b"c-123"
     assert client.post(url(sm8_hooked, "wrong-token"), body, content_type=form).status_code == 400
-    assert not WebhookEvent.objects.exists()
+    # Only the refusal is kept (for the admin's webhook list), never as an event to process.
+    assert not WebhookEvent.objects.exclude(status="rejected").exists()
 
 
 def test_a_bad_token_gets_400_and_is_logged(client, sm8_hooked, caplog):
@@ -63,7 +64,9 @@ def test_a_bad_token_gets_400_and_is_logged(client, sm8_hooked, caplog):
     ours = [r for r in caplog.records if r.name == "sync.webhooks"]
     assert [r.message for r in ours] == ["webhook refused"]
     assert all(TOKEN not in str(r.__dict__) for r in caplog.records)
-    assert not WebhookEvent.objects.exists()
+    refused = WebhookEvent.objects.get()
+    assert refused.status == "rejected" and refused.verification == "invalid"
+    assert refused.payload == {} and TOKEN not in refused.verification_reason
 
 
 def test_a_rotated_token_is_still_accepted(client, sm8_hooked):

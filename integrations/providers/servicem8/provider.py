@@ -82,6 +82,11 @@ class ServiceM8Provider(Provider):
         "api_key": ("api_key",),
         "oauth": ("refresh_token",),
     }
+    # Asked for by "Connect" (SERVICEM8_OAUTH_SCOPES overrides): reads, quote decisions, notes.
+    oauth_scopes: ClassVar[str] = (
+        "vendor read_customers read_customer_contacts read_jobs manage_jobs read_job_materials "
+        "manage_job_materials read_staff read_job_notes publish_job_notes"
+    )
     permission_hint = (
         "the OAuth connection lacks a scope this needs (e.g. vendor, read_customers, read_jobs); "
         "reconnect and grant it."

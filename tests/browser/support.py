@@ -1,4 +1,8 @@
-"""Browser tests: Playwright for Python driving Debian's Chromium, headless, against Django's
+"""Browser-test support. The `browser` and `page` fixtures are imported into tests/conftest.py
+so the whole run shares one Playwright session (a second sync session in the same process
+refuses to start inside the first one's event loop).
+
+Browser tests: Playwright for Python driving Debian's Chromium, headless, against Django's
 live test server (a real server thread on loopback, the test database behind it).
 
 - Chromium comes from the system (`apt-get install -y chromium`, which `.ci/run` ensures);
