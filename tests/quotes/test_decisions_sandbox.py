@@ -58,3 +58,49 @@ def test_partial_approval_and_rejection_reach_the_provider_and_come_back(
     assert second.status == Quote.Status.REJECTED
     live = set(first.line_items.filter(remote_deleted_at__isnull=True).values_list("pk", flat=True))
     assert live == set(kept)  # the item not approved was removed at the provider
+
+
+def test_two_simultaneous_decisions_change_the_provider_once(sm8_integration, sandbox):
+    """Two browsers (two threads, two connections) decide one quote at the same moment: one
+    decision, one outbox event, and the ServiceM8 job is written once, even when the relay
+    runs twice."""
+    import threading
+
+    from quotes.models import QuoteDecision
+    from quotes.services import QuoteDecisionError
+    from tests.sync.conftest import sandbox_stats
+
+    sync_integration(integration_id=sm8_integration.pk, mode="full")
+    quote = awaiting_with_items(sm8_integration)[0]
+    user = factories.UserFactory()
+    ClientMembership.objects.create(user=user, client=quote.client)
+    barrier = threading.Barrier(2)
+    outcomes = []
+
+    def decide(kind):
+        from django.db import connection
+
+        try:
+            barrier.wait()
+            if kind == "approve":
+                quote_approve(user=user, quote_id=quote.pk, notes="first")
+            else:
+                quote_reject(user=user, quote_id=quote.pk, reason="second")
+            outcomes.append("decided")
+        except QuoteDecisionError as exc:
+            outcomes.append(exc.code)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=decide, args=(k,)) for k in ("approve", "reject")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert sorted(outcomes) == ["already_decided", "decided"]
+    assert QuoteDecision.objects.filter(quote=quote).count() == 1
+    assert OutboxEvent.objects.count() == 1
+    assert outbox_relay() == 1
+    assert outbox_relay() == 0  # nothing left to send
+    applied = sandbox_stats(sandbox, "servicem8").get("writes_applied", {})
+    assert applied.get(f"job/{quote.external_id}") == 1
