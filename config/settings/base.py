@@ -60,6 +60,8 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
+    "django_filters",
+    "drf_spectacular",
     "django_celery_beat",
     "portal",
     "quotes",
@@ -68,6 +70,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "config.metrics.RequestMetricsMiddleware",
     "config.logging.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -154,6 +157,8 @@ FIELD_ENCRYPTION_KEYS = env.list("FIELD_ENCRYPTION_KEYS", default=[])
 
 # A bearer token that lets monitoring read /health/detailed without a staff session.
 HEALTH_CHECK_TOKEN = env("HEALTH_CHECK_TOKEN", default="")
+# A bearer token that lets Prometheus scrape /metrics (superusers may read it signed in).
+METRICS_TOKEN = env("METRICS_TOKEN", default="")
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["rest_framework.authentication.SessionAuthentication"],
@@ -162,6 +167,7 @@ REST_FRAMEWORK = {
 
 from config.settings.components.admin_ops import *  # noqa: E402,F403
 from config.settings.components.celery import *  # noqa: E402,F403
+from config.settings.components.drf import *  # noqa: E402,F403
 from config.settings.components.logging import *  # noqa: E402,F403
 from config.settings.components.portal import *  # noqa: E402,F403
 from config.settings.components.sentry import *  # noqa: E402,F403

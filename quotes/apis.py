@@ -1,0 +1,325 @@
+"""The quotes API: list and read quotes, approve or reject one, and its decision history with
+each decision's write-back state. Decisions go through quotes.services, like the portal's."""
+
+from django.db.models import Prefetch
+from drf_spectacular.utils import extend_schema, extend_schema_field
+from rest_framework import serializers, status
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from portal.api import filters
+from portal.api.exception_handler import ApiDomainError
+from portal.api.fields import SyncedOutputSerializer
+from portal.api.mixins import CompanyScopedApiMixin
+from portal.api.pagination import get_paginated_response
+from portal.api.schema import error_response
+from quotes.models import Quote, QuoteDecision, QuoteLineItem
+from quotes.selectors import quote_amounts, quote_list_visible_to
+from quotes.services import NOTES_MAX, REASON_MAX, QuoteDecisionError, quote_approve, quote_reject
+from sync.models import OutboxEvent
+
+CONFLICT_CODES = {"already_decided", "not_open", "expired"}
+MONEY = {"max_digits": 14, "decimal_places": 2}
+
+
+def decision_error(exc: QuoteDecisionError) -> ApiDomainError:
+    """409 when the quote's state forbids the decision, 422 when the input does."""
+    return ApiDomainError(
+        exc.messages[0],
+        code=exc.code,
+        api_status=409 if exc.code in CONFLICT_CODES else 422,
+        field=exc.field,
+    )
+
+
+class QuoteOutputSerializer(SyncedOutputSerializer):
+    client_id = serializers.IntegerField(allow_null=True, help_text="The client, if any.")
+    client_name = serializers.CharField(
+        source="client.name", allow_null=True, default=None, help_text="The client's name."
+    )
+    job_id = serializers.IntegerField(allow_null=True, help_text="The job it is for, if any.")
+    provider = serializers.CharField(
+        source="integration.provider", help_text="The provider it was synced from."
+    )
+    number = serializers.CharField(help_text="The provider's quote number (may be empty).")
+    title = serializers.CharField(help_text="A short description (may be empty).")
+    status = serializers.ChoiceField(choices=Quote.Status.choices, help_text="Normalized status.")
+    provider_status = serializers.CharField(help_text="The provider's own status word.")
+    subtotal = serializers.DecimalField(**MONEY, help_text="Total before tax, as synced.")
+    tax_total = serializers.DecimalField(**MONEY, help_text="Tax, as synced.")
+    total = serializers.DecimalField(**MONEY, help_text="Total, as synced.")
+    prices_include_tax = serializers.BooleanField(
+        help_text="Whether line prices already include tax."
+    )
+    currency = serializers.CharField(help_text="ISO 4217 currency code.")
+    valid_until = serializers.DateField(allow_null=True, help_text="Last day it may be accepted.")
+    sent_at = serializers.DateTimeField(allow_null=True, help_text="When it was sent.")
+
+    class Meta:
+        ref_name = "Quote"
+
+
+class QuoteLineItemOutputSerializer(serializers.Serializer):
+    id = serializers.IntegerField(help_text="The line item's id (for a partial approval).")
+    name = serializers.CharField(help_text="What is offered.")
+    description = serializers.CharField(help_text="Details (may be empty).")
+    quantity = serializers.DecimalField(max_digits=12, decimal_places=4, help_text="Quantity.")
+    unit_price = serializers.DecimalField(**MONEY, help_text="Unit price.")
+    total = serializers.DecimalField(**MONEY, help_text="Line total.")
+    is_optional = serializers.BooleanField(help_text="An optional extra the client may choose.")
+
+    class Meta:
+        ref_name = "QuoteLineItem"
+
+
+class QuoteAmountsSerializer(serializers.Serializer):
+    subtotal = serializers.DecimalField(**MONEY, help_text="Subtotal to show.")
+    tax = serializers.DecimalField(**MONEY, help_text="Tax to show.")
+    total = serializers.DecimalField(**MONEY, help_text="Total to show.")
+    tax_rate = serializers.DecimalField(
+        max_digits=12, decimal_places=6, help_text="Tax as a fraction of the subtotal."
+    )
+
+    class Meta:
+        ref_name = "QuoteAmounts"
+
+
+class QuoteDecisionOutputSerializer(serializers.Serializer):
+    class WritebackSerializer(serializers.Serializer):
+        status = serializers.ChoiceField(
+            choices=OutboxEvent.Status.choices,
+            help_text="pending, sending, sent, failed (will retry) or dead (needs a person).",
+        )
+        attempts = serializers.IntegerField(help_text="Delivery attempts so far.")
+        next_attempt_at = serializers.DateTimeField(
+            allow_null=True, help_text="When the next attempt is due, if one is."
+        )
+        sent_at = serializers.DateTimeField(
+            allow_null=True, help_text="When the provider accepted it."
+        )
+
+        class Meta:
+            ref_name = "QuoteDecisionWriteback"
+
+    id = serializers.IntegerField(help_text="The decision's id.")
+    quote_id = serializers.IntegerField(help_text="The quote decided.")
+    decision = serializers.ChoiceField(
+        choices=QuoteDecision.Decision.choices, help_text="approve or reject."
+    )
+    decided_at = serializers.DateTimeField(help_text="When it was decided.")
+    decided_by = serializers.SerializerMethodField(help_text="Who decided (name or email).")
+    is_partial = serializers.BooleanField(help_text="Approval of chosen line items only.")
+    approved_line_item_ids = serializers.SerializerMethodField(
+        help_text="The line items approved (empty for a rejection)."
+    )
+    notes = serializers.CharField(help_text="The approver's notes (may be empty).")
+    rejection_reason = serializers.CharField(help_text="Why it was rejected (empty if approved).")
+    voided_at = serializers.DateTimeField(
+        allow_null=True,
+        help_text="Set when the provider re-opened the quote; the decision is then history.",
+    )
+    writeback = WritebackSerializer(
+        source="outbox_event",
+        allow_null=True,
+        help_text="Delivery of the decision to the provider (null if none was needed).",
+    )
+
+    class Meta:
+        ref_name = "QuoteDecision"
+
+    def get_decided_by(self, decision) -> str:
+        user = decision.decided_by
+        return user.get_full_name() or user.email
+
+    def get_approved_line_item_ids(self, decision) -> list[int]:
+        return sorted(item.pk for item in decision.approved_line_items.all())
+
+
+def decisions_of(quote_id: int):
+    return (
+        QuoteDecision.objects.filter(quote_id=quote_id)
+        .select_related("decided_by", "outbox_event")
+        .prefetch_related("approved_line_items")
+        .order_by("-decided_at", "-id")
+    )
+
+
+class QuoteListApi(CompanyScopedApiMixin, APIView):
+    class Filter(filters.ApiFilterSet):
+        status = filters.django_filters.MultipleChoiceFilter(
+            choices=Quote.Status.choices, help_text="Only quotes in these statuses (repeatable)."
+        )
+        client = filters.IdFilter(field_name="client_id", help_text="Only this client's quotes.")
+        updated_since = filters.DateTimeFilter(
+            field_name="updated_at",
+            lookup_expr="gte",
+            help_text="Only quotes changed at or after this time (ISO 8601).",
+        )
+
+        class Meta:
+            model = Quote
+            fields = ["status", "client", "updated_since"]
+
+    OutputSerializer = QuoteOutputSerializer
+
+    @extend_schema(
+        operation_id="quotes_list",
+        summary="List quotes",
+        parameters=filters.filter_parameters(Filter),
+        responses=OutputSerializer(many=True),
+    )
+    def get(self, request):
+        quotes = self.filter_queryset(quote_list_visible_to(user=request.user), self.Filter)
+        return get_paginated_response(
+            pagination_class=self.pagination_class,
+            serializer_class=self.OutputSerializer,
+            queryset=quotes,
+            request=request,
+            view=self,
+        )
+
+
+class QuoteDetailApi(CompanyScopedApiMixin, APIView):
+    class OutputSerializer(QuoteOutputSerializer):
+        line_items = QuoteLineItemOutputSerializer(many=True, help_text="The quote's lines.")
+        amounts = serializers.SerializerMethodField(
+            help_text="Subtotal, tax and total to show (derived from the lines when the "
+            "provider gives no subtotal)."
+        )
+        decision = serializers.SerializerMethodField(
+            help_text="The decision in force, or null while none is."
+        )
+
+        class Meta:
+            ref_name = "QuoteDetail"
+
+        @extend_schema_field(QuoteAmountsSerializer)
+        def get_amounts(self, quote):
+            return QuoteAmountsSerializer(quote_amounts(quote, quote.line_items.all())).data
+
+        @extend_schema_field(QuoteDecisionOutputSerializer(allow_null=True))
+        def get_decision(self, quote):
+            in_force = quote.decisions_in_force
+            return QuoteDecisionOutputSerializer(in_force[0]).data if in_force else None
+
+    @extend_schema(operation_id="quotes_retrieve", summary="One quote", responses=OutputSerializer)
+    def get(self, request, pk: int):
+        quotes = quote_list_visible_to(user=request.user).prefetch_related(
+            Prefetch(
+                "line_items",
+                queryset=QuoteLineItem.objects.filter(remote_deleted_at__isnull=True),
+            ),
+            Prefetch(
+                "decisions",
+                queryset=QuoteDecision.objects.filter(voided_at__isnull=True)
+                .select_related("decided_by", "outbox_event")
+                .prefetch_related("approved_line_items"),
+                to_attr="decisions_in_force",
+            ),
+        )
+        quote = self.get_visible_object(quotes, pk=pk)
+        return Response(self.OutputSerializer(quote).data)
+
+
+class QuoteApproveApi(CompanyScopedApiMixin, APIView):
+    class InputSerializer(serializers.Serializer):
+        line_items = serializers.ListField(
+            child=serializers.IntegerField(min_value=1, max_value=filters.MAX_ID),
+            required=False,
+            allow_null=True,
+            help_text="Ids of the line items to approve; leave out (or null) to approve the "
+            "whole quote. Choosing every line is a whole approval.",
+        )
+        notes = serializers.CharField(
+            required=False,
+            allow_blank=True,
+            default="",
+            help_text=f"Notes for the business (up to {NOTES_MAX} characters).",
+        )
+
+        class Meta:
+            ref_name = "QuoteApproveInput"
+
+    @extend_schema(
+        operation_id="quotes_approve",
+        summary="Approve a quote, whole or chosen line items",
+        request=InputSerializer,
+        responses={
+            201: QuoteDecisionOutputSerializer,
+            409: error_response("Already decided, no longer open, or expired."),
+            422: error_response("No or unknown line items, or notes too long."),
+        },
+    )
+    def post(self, request, pk: int):
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        try:
+            decision = quote_approve(
+                user=request.user,
+                quote_id=pk,
+                line_item_ids=serializer.validated_data.get("line_items"),
+                notes=serializer.validated_data["notes"],
+                ip_address=self.client_ip(),
+            )
+        except QuoteDecisionError as exc:
+            raise decision_error(exc) from exc
+        decision = decisions_of(pk).get(pk=decision.pk)
+        return Response(
+            QuoteDecisionOutputSerializer(decision).data, status=status.HTTP_201_CREATED
+        )
+
+
+class QuoteRejectApi(CompanyScopedApiMixin, APIView):
+    class InputSerializer(serializers.Serializer):
+        reason = serializers.CharField(
+            allow_blank=True,
+            trim_whitespace=False,
+            help_text=f"Why the quote is rejected (required, up to {REASON_MAX} characters).",
+        )
+
+        class Meta:
+            ref_name = "QuoteRejectInput"
+
+    @extend_schema(
+        operation_id="quotes_reject",
+        summary="Reject a quote with a reason",
+        request=InputSerializer,
+        responses={
+            201: QuoteDecisionOutputSerializer,
+            409: error_response("Already decided, no longer open, or expired."),
+            422: error_response("No reason given, or the reason is too long."),
+        },
+    )
+    def post(self, request, pk: int):
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        try:
+            decision = quote_reject(
+                user=request.user,
+                quote_id=pk,
+                reason=serializer.validated_data["reason"],
+                ip_address=self.client_ip(),
+            )
+        except QuoteDecisionError as exc:
+            raise decision_error(exc) from exc
+        decision = decisions_of(pk).get(pk=decision.pk)
+        return Response(
+            QuoteDecisionOutputSerializer(decision).data, status=status.HTTP_201_CREATED
+        )
+
+
+class QuoteDecisionListApi(CompanyScopedApiMixin, APIView):
+    @extend_schema(
+        operation_id="quotes_decisions_list",
+        summary="A quote's decisions, newest first, with their write-back state",
+        responses=QuoteDecisionOutputSerializer(many=True),
+    )
+    def get(self, request, pk: int):
+        quote = self.get_visible_object(quote_list_visible_to(user=request.user), pk=pk)
+        return get_paginated_response(
+            pagination_class=self.pagination_class,
+            serializer_class=QuoteDecisionOutputSerializer,
+            queryset=decisions_of(quote.pk),
+            request=request,
+            view=self,
+        )
