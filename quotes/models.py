@@ -64,6 +64,17 @@ class Quote(SyncedModel):
                 condition=Q(remote_deleted_at__isnull=True),
                 name="quote_integ_sent_idx",
             ),
+            # The API's cursor pages (newest id first) walk these.
+            models.Index(
+                fields=["client", "id"],
+                condition=Q(remote_deleted_at__isnull=True),
+                name="quote_client_id_idx",
+            ),
+            models.Index(
+                fields=["integration", "id"],
+                condition=Q(remote_deleted_at__isnull=True),
+                name="quote_integ_id_idx",
+            ),
         ]
         constraints = [
             *SyncedModel.Meta.constraints,
