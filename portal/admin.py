@@ -570,9 +570,8 @@ class AuditLogAdmin(CompanyScopedAdminMixin, admin.ModelAdmin):
         return False
 
 
-from portal import admin_tokens  # noqa: E402,F401  (API tokens: registers ApiTokenAdmin)
-
-
-from portal import admin_invite  # noqa: E402 - the Clients' "invite a client user" action
+# Registered last, once the classes above exist: API tokens (ApiTokenAdmin) and the Clients'
+# "invite a client user" action.
+from portal import admin_invite, admin_tokens  # noqa: E402,F401
 
 admin_invite.install(ClientAdmin)

@@ -48,7 +48,7 @@ def _decode(token: str | None, field) -> tuple[bool, object, int] | None:
     try:
         raw, pk = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
         pk = int(pk)
-    except (ValueError, TypeError, binascii.Error, UnicodeDecodeError):
+    except (ValueError, TypeError, OverflowError, binascii.Error, UnicodeDecodeError):
         return None
     if raw is None:
         return (True, None, pk)

@@ -23,8 +23,15 @@ from portal.services import invitation_user
 
 
 def client_ip(request: HttpRequest) -> str | None:
-    """The caller's address as the web server saw it (behind a proxy, configure the proxy to
-    set REMOTE_ADDR, e.g. gunicorn's --forwarded-allow-ips; we never trust X-Forwarded-For)."""
+    """The caller's address. Behind PORTAL_NUM_PROXIES trusted proxies, the address the
+    outermost of them saw: that many hops from the right of X-Forwarded-For (hops further left
+    are whatever the client claimed). With no proxies configured, REMOTE_ADDR."""
+    proxies = settings.PORTAL_NUM_PROXIES
+    if proxies > 0:
+        hops = [h.strip() for h in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",")]
+        hops = [h for h in hops if h]
+        if len(hops) >= proxies:
+            return hops[-proxies][:45]
     return request.META.get("REMOTE_ADDR") or None
 
 
@@ -131,7 +138,18 @@ PAGE_SIZE = 50
 
 def _local_day_start(day, *, end: bool = False):
     moment = datetime.combine(day, time.max if end else time.min)
-    return timezone.make_aware(moment)
+    return timezone.make_aware(moment, timezone.get_current_timezone())
+
+
+def _date_param(request: HttpRequest, name: str):
+    """A YYYY-MM-DD query parameter, or None when absent or not a real date (2026-02-30)."""
+    value = (request.GET.get(name) or "").strip()
+    if not value:
+        return None
+    try:
+        return parse_date(value)
+    except ValueError:
+        return None
 
 
 @login_required
@@ -143,8 +161,8 @@ def job_list(request: HttpRequest) -> HttpResponse:
     else:
         status = ""
     errors = {}
-    start = parse_date(request.GET.get("from") or "") if request.GET.get("from") else None
-    end = parse_date(request.GET.get("to") or "") if request.GET.get("to") else None
+    start = _date_param(request, "from")
+    end = _date_param(request, "to")
     if request.GET.get("from") and start is None:
         errors["from"] = "Enter a date like 2026-01-31."
     if request.GET.get("to") and end is None:
@@ -153,7 +171,7 @@ def job_list(request: HttpRequest) -> HttpResponse:
         jobs = jobs.filter(scheduled_start__gte=_local_day_start(start))
     if end:
         jobs = jobs.filter(scheduled_start__lte=_local_day_start(end, end=True))
-    query = (request.GET.get("q") or "").strip()[:100]
+    query = (request.GET.get("q") or "").replace("\x00", "").strip()[:100]
     if query:
         jobs = jobs.filter(
             Q(number__icontains=query)
@@ -178,7 +196,7 @@ def job_list(request: HttpRequest) -> HttpResponse:
 
 @login_required
 def job_detail(request: HttpRequest, pk: int) -> HttpResponse:
-    from quotes.models import Quote
+    from quotes.selectors import quote_list_visible_to
 
     activities = JobActivity.objects.filter(remote_deleted_at__isnull=True).prefetch_related(
         "staff"
@@ -201,7 +219,7 @@ def job_detail(request: HttpRequest, pk: int) -> HttpResponse:
                 ),
                 Prefetch(
                     "quotes",
-                    queryset=Quote.objects.filter(remote_deleted_at__isnull=True),
+                    queryset=quote_list_visible_to(user=request.user),
                     to_attr="live_quotes",
                 ),
             )

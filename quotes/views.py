@@ -12,7 +12,7 @@ from django.db.models import Prefetch, Q
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_http_methods, require_POST
 
 from portal.paging import keyset_page
 from portal.selectors import client_list_visible_to, job_list_visible_to
@@ -63,7 +63,7 @@ def quote_list(request: HttpRequest) -> HttpResponse:
     show = request.GET.get("show", "awaiting")
     if show not in QUOTE_FILTERS:
         show = "awaiting"
-    query = (request.GET.get("q") or "").strip()[:100]
+    query = (request.GET.get("q") or "").replace("\x00", "").strip()[:100]
     if show == "awaiting":
         quotes = quote_list_awaiting_decision(user=request.user)
     else:
@@ -148,11 +148,13 @@ def quote_detail(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 @login_required
-@require_POST
+@require_http_methods(["GET", "POST"])
 def quote_decide(request: HttpRequest, pk: int) -> HttpResponse:
     """Two steps, both plain forms (no script needed): `step=review` shows what will be sent;
     `step=confirm` takes the decision."""
     quote = _quote_for(request, pk)
+    if request.method == "GET":  # e.g. back from signing in again: start from the quote
+        return redirect("quotes:detail", pk=quote.pk)
     action = request.POST.get("action")
     step = request.POST.get("step", "review")
     if action not in {"approve_all", "approve_selected", "reject"}:
@@ -195,6 +197,11 @@ def quote_decide(request: HttpRequest, pk: int) -> HttpResponse:
             return redirect("quotes:detail", pk=quote.pk)
         context.update(_review(quote, action, chosen, reason))
     except QuoteDecisionError as exc:
+        if exc.code in {"already_decided", "not_open", "expired"}:
+            # The quote changed under the user (another browser decided it, or it expired):
+            # show it as it is now, with the reason on top.
+            messages.error(request, exc.messages[0])
+            return redirect("quotes:detail", pk=quote.pk)
         context["form_error"] = exc.messages[0]
         context["error_field"] = exc.field
         return render(request, "quotes/quote_detail.html", context, status=422)
@@ -232,15 +239,11 @@ def _review(quote: Quote, action: str, chosen, reason: str) -> dict:
             )
         approved = [item for item in items if item.pk in ids]
     subtotal = sum((item.total for item in approved), Decimal("0"))
-    if chosen is None:
-        tax, total = quote.tax_total, quote.total
+    amounts = quote_amounts(quote, items)  # the same figures the quote page shows
+    if len(approved) == len(items):
+        tax, total = amounts["tax"], amounts["total"]
     else:
-        rate = (quote.tax_total / quote.subtotal) if quote.subtotal else Decimal("0")
-        tax = (
-            Decimal("0")
-            if quote.prices_include_tax
-            else (subtotal * rate).quantize(Decimal("0.01"))
-        )
+        tax = (subtotal * amounts["tax_rate"]).quantize(Decimal("0.01"))
         total = subtotal + tax
     return {
         "approved": approved,

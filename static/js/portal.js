@@ -45,6 +45,15 @@
     });
   }
 
+  // Back to a page from the browser's cache: the buttons a submit disabled work again.
+  window.addEventListener("pageshow", function (event) {
+    if (!event.persisted) return;
+    document.querySelectorAll("form[aria-busy=true]").forEach(function (form) {
+      form.removeAttribute("aria-busy");
+      form.querySelectorAll("button").forEach(function (b) { b.disabled = false; });
+    });
+  });
+
   document.addEventListener("DOMContentLoaded", function () {
     setupQuoteTotals();
     setupBusyForms();
