@@ -235,6 +235,9 @@ class IntegrationAdmin(CompanyScopedAdminMixin, admin.ModelAdmin):
             fields.append("provider")
         if not request.user.is_superuser:
             fields.append("status")  # the system's word (needs_reauth…), cleared by new creds
+            # Operators only: an overridden base URL receives the deployment's OAuth app
+            # secrets and app keys, and the account id keys the shared rate-limit budget.
+            fields += ["base_url_override", "external_account_id"]
         return fields
 
     def get_changeform_initial_data(self, request: HttpRequest) -> dict:

@@ -181,6 +181,12 @@ def integration_test_connection(
         result = provider_for(integration).test_connection()
     except (ProviderError, DecryptionError) as exc:  # e.g. no app key, unreadable credentials
         result = ConnectionTestResult(ok=False, message=str(exc), latency_ms=0)
+    except UnknownProvider:
+        result = ConnectionTestResult(
+            ok=False,
+            message=f"Fieldbridge has no {integration.get_provider_display()} connector yet.",
+            latency_ms=0,
+        )
     integration.last_test_ok = result.ok
     integration.last_test_message = result.message[:2000]
     integration.last_test_at = timezone.now()

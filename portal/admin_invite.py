@@ -16,7 +16,7 @@ class InviteForm(forms.Form):
     email = forms.EmailField(label="Email address of the client user")
 
 
-@admin.action(description="Invite a client user to the selected client")
+@admin.action(description="Invite a client user to the selected client", permissions=["change"])
 def invite_client_user(modeladmin, request, queryset):
     if queryset.count() != 1:
         modeladmin.message_user(

@@ -35,6 +35,15 @@ class ReadOnlyScopedAdmin(CompanyScopedAdminMixin, admin.ModelAdmin):
         return ADMIN in team_roles(request).values()
 
 
+def _retryable_by(request: HttpRequest, queryset: QuerySet) -> QuerySet:
+    """Only rows of companies where the user is a team admin (superusers: all): an admin in
+    one company who is a dispatcher in another may view, not retry, the other's rows."""
+    if request.user.is_superuser:
+        return queryset
+    companies = [cid for cid, role in team_roles(request).items() if role == ADMIN]
+    return queryset.filter(integration__company_id__in=companies)
+
+
 @admin.register(models.SyncRun)
 class SyncRunAdmin(ReadOnlyScopedAdmin):
     list_display = [
@@ -105,6 +114,7 @@ class SyncErrorAdmin(ReadOnlyScopedAdmin):
 
     @admin.action(description="Retry selected", permissions=["retry"])
     def retry_selected(self, request: HttpRequest, queryset: QuerySet) -> None:
+        queryset = _retryable_by(request, queryset)
         outcome = sync_errors_retry(
             errors=list(queryset.select_related("integration")),
             actor=request.user,
@@ -155,6 +165,7 @@ class OutboxEventAdmin(ReadOnlyScopedAdmin):
 
     @admin.action(description="Retry selected", permissions=["retry"])
     def retry_selected(self, request: HttpRequest, queryset: QuerySet) -> None:
+        queryset = _retryable_by(request, queryset)
         outcome = outbox_events_retry(
             events=list(queryset.select_related("integration")),
             actor=request.user,

@@ -78,7 +78,11 @@ def import_start_view(request: HttpRequest) -> HttpResponse:
     chosen = request.POST.get("integration") or request.GET.get("integration")
     if chosen:
         try:
-            integration = integration_for_user_or_404(user=request.user, integration_id=int(chosen))
+            integration = integration_for_user_or_404(
+                user=request.user,
+                integration_id=int(chosen),
+                operate=request.method == "POST",  # dispatchers may look, not start
+            )
         except ValueError:
             raise Http404("No such integration.") from None
     if integration is not None:
@@ -143,7 +147,7 @@ def import_progress_view(request: HttpRequest, import_id: int) -> JsonResponse:
 
 @require_POST
 def import_cancel_view(request: HttpRequest, import_id: int) -> HttpResponse:
-    entry = import_for_user_or_404(user=request.user, import_id=import_id)
+    entry = import_for_user_or_404(user=request.user, import_id=import_id, operate=True)
     cancelled = import_cancel(entry=entry, actor=request.user, ip_address=_request_ip(request))
     if "application/json" in request.headers.get("Accept", ""):
         return JsonResponse({"cancelled": cancelled})

@@ -59,28 +59,39 @@ DONE = {
 # -- scoping --------------------------------------------------------------------------------
 
 
-def integrations_for_user(*, user: User) -> QuerySet[Integration]:
+def integrations_for_user(*, user: User, operate: bool = False) -> QuerySet[Integration]:
     """What the admin's operations pages may show this user: superusers every integration,
-    staff their companies' (through portal.TeamMembership), anyone else none."""
+    staff their companies' (through portal.TeamMembership), anyone else none. With
+    `operate`, only companies where the user is a team admin (dispatchers may watch imports,
+    not start or cancel them)."""
     integrations = Integration.objects.select_related("company")
     if not (user.is_active and user.is_staff):
         return integrations.none()
     if user.is_superuser:
         return integrations.all()
-    return integrations.filter(company__team_memberships__user=user).distinct()
+    from portal.models import TeamMembership
+
+    memberships = TeamMembership.objects.filter(user=user)
+    if operate:
+        memberships = memberships.filter(role=TeamMembership.Role.ADMIN)
+    return integrations.filter(company_id__in=memberships.values("company_id"))
 
 
-def integration_for_user_or_404(*, user: User, integration_id: int) -> Integration:
-    integration = integrations_for_user(user=user).filter(pk=integration_id).first()
+def integration_for_user_or_404(
+    *, user: User, integration_id: int, operate: bool = False
+) -> Integration:
+    integration = (
+        integrations_for_user(user=user, operate=operate).filter(pk=integration_id).first()
+    )
     if integration is None:
         raise Http404("No such integration.")
     return integration
 
 
-def import_for_user_or_404(*, user: User, import_id: int) -> AuditLog:
+def import_for_user_or_404(*, user: User, import_id: int, operate: bool = False) -> AuditLog:
     entry = AuditLog.objects.filter(pk=import_id, action=IMPORT_START).first()
     if entry is None or not (
-        integrations_for_user(user=user).filter(pk=int(entry.target_id)).exists()
+        integrations_for_user(user=user, operate=operate).filter(pk=int(entry.target_id)).exists()
     ):
         raise Http404("No such import.")
     return entry

@@ -1,0 +1,74 @@
+"""Review findings: what a company's dispatcher (view-only) and admin may not do."""
+
+import pytest
+
+from portal.models import ClientMembership, TeamMembership
+from sync.models import OutboxEvent
+from tests import factories
+
+pytestmark = pytest.mark.django_db
+
+
+def staff(company, role):
+    user = factories.UserFactory(is_staff=True)
+    TeamMembership.objects.create(user=user, company=company, role=role)
+    return user
+
+
+def test_company_admins_cannot_point_an_integration_elsewhere(client, settings):
+    integration = factories.IntegrationFactory(provider="servicem8")
+    client.force_login(staff(integration.company, "admin"))
+    page = client.get(f"/{settings.ADMIN_URL}integrations/integration/{integration.pk}/change/")
+    html = page.content.decode()
+    assert page.status_code == 200
+    assert 'name="base_url_override"' not in html and 'name="external_account_id"' not in html
+
+
+def test_dispatchers_cannot_start_imports_or_invite(client, settings):
+    integration = factories.IntegrationFactory(provider="servicem8")
+    target = factories.ClientFactory(integration=integration)
+    client.force_login(staff(integration.company, "dispatcher"))
+    start = client.post(
+        f"/{settings.ADMIN_URL}sync/import/",
+        {"integration": integration.pk, "entities": ["clients"]},
+    )
+    assert start.status_code == 404
+    client.post(
+        f"/{settings.ADMIN_URL}portal/client/",
+        {"action": "invite_client_user", "_selected_action": [target.pk], "email": "x@y.test"},
+    )
+    assert not ClientMembership.objects.filter(user__email="x@y.test").exists()
+
+
+def test_retry_only_where_the_user_is_a_team_admin(client, settings):
+    mine = factories.IntegrationFactory()
+    theirs = factories.IntegrationFactory()
+    user = staff(mine.company, "admin")
+    TeamMembership.objects.create(user=user, company=theirs.company, role="dispatcher")
+    events = [
+        OutboxEvent.objects.create(
+            integration=integration,
+            action="quote.decide",
+            aggregate_type="quote",
+            aggregate_id="1",
+            idempotency_key=f"k-{integration.pk}",
+            status=OutboxEvent.Status.DEAD,
+        )
+        for integration in (mine, theirs)
+    ]
+    client.force_login(user)
+    client.post(
+        f"/{settings.ADMIN_URL}sync/outboxevent/",
+        {"action": "retry_selected", "_selected_action": [e.pk for e in events]},
+    )
+    statuses = {e.integration_id: OutboxEvent.objects.get(pk=e.pk).status for e in events}
+    assert statuses[theirs.pk] == OutboxEvent.Status.DEAD
+    assert statuses[mine.pk] == OutboxEvent.Status.PENDING
+
+
+def test_testing_a_provider_without_a_connector_is_a_failed_result_not_a_500():
+    from integrations.services import integration_test_connection
+
+    integration = factories.IntegrationFactory(provider="housecall_pro")
+    result = integration_test_connection(integration=integration)
+    assert result.ok is False and "no Housecall Pro connector" in result.message
