@@ -13,10 +13,13 @@ migrated, then a fresh worker process runs every entity in the provider's depend
 changed) and an incremental sync (nothing changed). Per entity and in total it prints records
 fetched; rows created, updated and unchanged (rows across tables: a quote is a job row and a
 quote row, a quote's material a job-material row and a line-item row); wall time split into
-provider calls (the HTTP layer's own per-call durations), SQL (time inside cursor.execute:
-psycopg's parameter conversion, the round trip and the server's work) and the rest (Python);
-records/s and rows upserted/s; provider calls made (sandbox stats) against the minimum, the sum
-over entities of ceil(records / 5000); and the worker's peak RSS per phase.
+provider calls (the HTTP layer's own per-call durations), the writers (time inside
+`sync.writers.write_records`: the database write path, Python and SQL, COPY included), SQL
+(time inside cursor.execute, mostly within the writers: psycopg's parameter conversion, the
+round trip and the server's work; a COPY's rows stream outside execute) and the rest (JSON
+decoding, mapping, the engine's bookkeeping and commits); records/s, rows upserted/s end to end
+and rows upserted/s inside the writers; provider calls made (sandbox stats) against the
+minimum, the sum over entities of ceil(records / 5000); and the worker's peak RSS per phase.
 
 Memory (`--memory`): `--records` ServiceM8 clients (1,000,000 by default: clients are what the
 sandbox seeds fastest) and one full sync of them. The worker's peak RSS is the kernel's VmHWM,
@@ -230,6 +233,20 @@ def _status_kb(field: str) -> int:
     return 0
 
 
+def _cpu_seconds(pid: int | None = None) -> float:
+    """CPU time (user + system) a process has used: this one, or the PostgreSQL backend
+    serving our connection (same machine). On a shared machine, wall time counts the waits
+    for a core too; CPU time does not."""
+    if pid is None:
+        return time.process_time()
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
 def _reset_peak() -> bool:
     """Reset the kernel's peak-RSS mark (VmHWM) so a phase's peak is its own."""
     try:
@@ -242,8 +259,11 @@ def _reset_peak() -> bool:
 
 class _Timers:
     """Where a run's time goes: provider calls, summed from the HTTP layer's own per-call log
-    records (`duration_ms`), and SQL, timed around every execute (Django's execute_wrapper;
-    the time includes the driver's parameter adaptation and the server's work)."""
+    records (`duration_ms`); the writers (`sync.writers.write_records`, timed around each
+    call: the whole database write path, Python and SQL); and SQL, timed around every execute
+    (Django's execute_wrapper; the time includes the driver's parameter adaptation and the
+    server's work; a COPY's rows are streamed outside execute, so they count in the writers'
+    time only)."""
 
     def __init__(self) -> None:
         import logging
@@ -252,6 +272,7 @@ class _Timers:
         self.http = 0.0
         self.queries = 0
         self.sql = 0.0
+        self.write = 0.0
         timers = self
 
         class Handler(logging.Handler):
@@ -268,6 +289,16 @@ class _Timers:
         finally:
             self.queries += 1
             self.sql += time.perf_counter() - started
+
+    def wrap_writer(self, write_records):
+        def timed(*args, **kwargs):
+            started = time.perf_counter()
+            try:
+                return write_records(*args, **kwargs)
+            finally:
+                self.write += time.perf_counter() - started
+
+        return timed
 
 
 class _AutoAnalyze:
@@ -286,6 +317,7 @@ class _AutoAnalyze:
     CHANGED = """
         SELECT s.relname FROM pg_stat_user_tables s JOIN pg_class c ON c.oid = s.relid
         WHERE s.n_mod_since_analyze > 50 + 0.1 * GREATEST(c.reltuples, 0)
+          AND c.relpersistence = 'p'  -- not the writers' temporary staging tables
     """
 
     def __init__(self, url: str) -> None:
@@ -326,6 +358,7 @@ def worker(spec: dict) -> dict:
 
     from integrations.providers.servicem8.provider import ServiceM8Provider
     from integrations.ratelimit import RateWindow
+    from sync import engine
     from sync.engine import sync_entity
     from sync.models import SyncRun
 
@@ -333,6 +366,13 @@ def worker(spec: dict) -> dict:
     ServiceM8Provider.rate_limits = tuple(RateWindow(n, s) for n, s in CLIENT_LIMITS)
     timers = _Timers()
     connection.execute_wrappers.append(timers)  # for the whole process
+
+    def backend_pid() -> int:
+        with connection.cursor() as cur:
+            cur.execute("SELECT pg_backend_pid()")
+            return cur.fetchone()[0]
+
+    engine.write_records = timers.wrap_writer(engine.write_records)
     http_logger = logging.getLogger("integrations.http")
     # One record per call stays part of the layer's cost; writing it to a terminal would not.
     http_logger.handlers = [timers.handler]
@@ -368,6 +408,9 @@ def worker(spec: dict) -> dict:
         for entity in spec["entities"]:
             before = table_counts() if index == 0 else None
             http_before, sql_before, queries_before = timers.http, timers.sql, timers.queries
+            write_before = timers.write
+            backend = backend_pid()
+            cpu_before, db_cpu_before = _cpu_seconds(), _cpu_seconds(backend)
             started = time.perf_counter()
             if profiler:
                 profiler.enable()
@@ -390,6 +433,9 @@ def worker(spec: dict) -> dict:
                 "wall": wall,
                 "http": timers.http - http_before,
                 "sql": timers.sql - sql_before,
+                "write": timers.write - write_before,
+                "cpu": _cpu_seconds() - cpu_before,
+                "db_cpu": _cpu_seconds(backend) - db_cpu_before,
                 "queries": timers.queries - queries_before,
             }
             if before is not None:
@@ -525,8 +571,9 @@ def minimum_calls(entities: list[dict], objects: dict[str, int], full: bool) -> 
     return out
 
 
-def print_phase(phase: dict, objects: dict[str, int]) -> tuple[float, int, int]:
-    """Print one phase's table; returns (rows upserted/s, calls, minimum calls)."""
+def print_phase(phase: dict, objects: dict[str, int]) -> tuple[float, float, int, int]:
+    """Print one phase's table; returns (rows upserted/s end to end, rows upserted/s inside
+    the writers, calls, minimum calls)."""
     from integrations.providers.servicem8.provider import ServiceM8Provider
 
     rows = phase["entities"]
@@ -535,10 +582,10 @@ def print_phase(phase: dict, objects: dict[str, int]) -> tuple[float, int, int]:
     print(f"\n{phase['label']}")
     print(
         f"{'entity':10} {'fetched':>9} {'created':>9} {'updated':>8} {'unchanged':>9} "
-        f"{'wall s':>7} {'HTTP s':>7} {'SQL s':>6} {'other s':>7} {'records/s':>9} "
-        f"{'upserted/s':>10} {'calls':>5} {'min':>4}"
+        f"{'wall s':>7} {'HTTP s':>7} {'write s':>7} {'SQL s':>6} {'other s':>7} "
+        f"{'records/s':>9} {'upserted/s':>10} {'written/s':>9} {'calls':>5} {'min':>4}"
     )
-    keys = ("fetched", "created", "updated", "unchanged", "wall", "http", "sql")
+    keys = ("fetched", "created", "updated", "unchanged", "wall", "http", "sql", "write")
     totals = dict.fromkeys(keys, 0.0)
     calls_total = 0
 
@@ -546,9 +593,10 @@ def print_phase(phase: dict, objects: dict[str, int]) -> tuple[float, int, int]:
         upserted = r["created"] + r["updated"]
         print(
             f"{name:10} {int(r['fetched']):>9,} {int(r['created']):>9,} {int(r['updated']):>8,} "
-            f"{int(r['unchanged']):>9,} {r['wall']:>7.1f} {r['http']:>7.1f} {r['sql']:>6.1f} "
-            f"{r['wall'] - r['http'] - r['sql']:>7.1f} {_rate(r['fetched'], r['wall']):>9} "
-            f"{_rate(upserted, r['wall']):>10} {calls:>5} {least:>4}{note}"
+            f"{int(r['unchanged']):>9,} {r['wall']:>7.1f} {r['http']:>7.1f} {r['write']:>7.1f} "
+            f"{r['sql']:>6.1f} {r['wall'] - r['http'] - r['write']:>7.1f} "
+            f"{_rate(r['fetched'], r['wall']):>9} {_rate(upserted, r['wall']):>10} "
+            f"{_rate(upserted, r['write']):>9} {calls:>5} {least:>4}{note}"
         )
 
     for row in rows:
@@ -583,6 +631,12 @@ def print_phase(phase: dict, objects: dict[str, int]) -> tuple[float, int, int]:
         f"  rows written or checked: {int(checked):,} ({_rate(checked, totals['wall'])}/s); "
         f"{queries:,} SQL statements; peak RSS in this phase: {_mb(phase['peak_rss_kb'])}"
     )
+    cpu, db_cpu = sum(r.get("cpu", 0) for r in rows), sum(r.get("db_cpu", 0) for r in rows)
+    print(
+        f"  CPU time: worker {cpu:.1f} s, its PostgreSQL backend {db_cpu:.1f} s "
+        f"(wall {totals['wall']:.1f} s; on a busy machine the difference is mostly waiting "
+        f"for a core); rows upserted per CPU second of the two: {_rate(upserted, cpu + db_cpu)}"
+    )
     if phase.get("tracemalloc_peak"):
         print(
             f"  tracemalloc peak: {phase['tracemalloc_peak'] / 2**20:,.1f} MB; "
@@ -591,7 +645,8 @@ def print_phase(phase: dict, objects: dict[str, int]) -> tuple[float, int, int]:
         for text in phase["tracemalloc_top"]:
             print(f"    {text}")
     rate = upserted / totals["wall"] if totals["wall"] else 0.0
-    return rate, calls_total, min_total
+    write_rate = upserted / totals["write"] if totals["write"] else 0.0
+    return rate, write_rate, calls_total, min_total
 
 
 def print_limits_note(sandbox_url: str) -> None:
@@ -712,7 +767,7 @@ def main() -> None:
         f"RSS after Django start-up, before syncing: {_mb(result['startup_rss_kb'])}"
     )
 
-    rate = figures[0][0]
+    rate, write_rate = figures[0][0], figures[0][1]
     targets = []
     if args.memory:
         fetched = sum(r["fetched"] for r in result["phases"][0]["entities"])
@@ -732,13 +787,23 @@ def main() -> None:
             rate >= TARGET_ROWS_PER_SECOND,
         )
     )
-    for phase, (_, calls, least) in zip(result["phases"], figures, strict=True):
+    for phase, (_, _, calls, least) in zip(result["phases"], figures, strict=True):
         targets.append(
             (f"provider calls, {phase['label']}", f"{calls}", f"== {least}", calls == least)
         )
     print("\nTargets")
     for what, figure, target, ok in targets:
         print(f"  {what:50} {figure:>10}   target {target:24} {_verdict(ok)}")
+    first = result["phases"][0]["entities"]
+    upserted = sum(r["created"] + r["updated"] for r in first)
+    write_s = sum(r["write"] for r in first)
+    wall_s = sum(r["wall"] for r in first)
+    print(
+        f"  (the database write path alone, first full sync: {upserted:,} rows upserted in "
+        f"{write_s:.1f} s inside the writers = {write_rate:,.0f} rows/s; the other "
+        f"{wall_s - write_s:.1f} s of its {wall_s:.1f} s are provider calls, JSON decoding, "
+        "mapping and the engine's bookkeeping)"
+    )
     if args.profile:
         print(f"\ncProfile of the first full sync (saved to {profile}):")
         if spec["autoanalyze"]:

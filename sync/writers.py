@@ -4,12 +4,17 @@ One `Sink` per record type says which model it fills, which fields it copies and
 parents it links to. `write_records` takes one page of records and, per sink, in dependency
 order (clients before jobs before quotes before line items):
 
-1. resolves parents by external id with one query per parent type; a record whose parent is
+1. keeps the newest copy of each record (a record edited mid-walk can come twice), and
+   resolves parents by external id with one query per parent type; a record whose parent is
    not here yet is *held* (returned to the engine, which keeps it and retries it), not dropped;
-2. reads the existing rows' content digests with one query per batch, and skips records whose
-   content is unchanged, or older than what is stored (a late, out-of-order copy);
-3. upserts the rest with one `INSERT … ON CONFLICT (integration_id, external_id) DO UPDATE`
-   per batch (`bulk_create(update_conflicts=True)`);
+2. on PostgreSQL, COPYs the mapped rows (no model instances) into a temporary staging table
+   and merges them with one `INSERT … SELECT … ON CONFLICT (integration_id, external_id)
+   DO UPDATE … WHERE` statement: a row is rewritten only when its content digest changed (or
+   it was swept and came back, or was deleted), never by a copy older than what is stored (a
+   late, out-of-order copy); `RETURNING` counts what was created, updated and left unchanged;
+3. elsewhere (SQLite: local development), reads the existing rows' digests with one query per
+   batch, skips the unchanged and the stale, and upserts the rest with
+   `bulk_create(update_conflicts=True)`;
 4. if the database refuses a batch (a value too long, a broken constraint), retries its rows
    one by one under savepoints so that only the bad rows fail, each with its reason.
 
@@ -27,7 +32,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 
-from django.db import DatabaseError, models, transaction
+from django.db import DatabaseError, connection, models, transaction
 from django.utils import timezone
 
 from integrations.base import (
@@ -43,7 +48,12 @@ from integrations.base import (
 from portal.models import Client, Contact, Job, JobMaterial, Staff, SyncedModel
 from quotes.models import Quote, QuoteLineItem
 
-BATCH_SIZE = 1000
+BATCH_SIZE = 1000  # rows a bulk_create statement (the SQLite path, and the fallback)
+# Rows a COPY and merge (PostgreSQL): a provider page (ServiceM8 sends 5,000) in one go.
+MERGE_BATCH_SIZE = 5000
+
+
+JOB_CLIENT = "job->client"  # _parent_ids' extra map for Sink.client_from_job
 
 
 @dataclass(frozen=True)
@@ -59,6 +69,10 @@ class Sink:
     model: type[SyncedModel]
     fields: tuple[str, ...]
     parents: tuple[Parent, ...] = ()
+    # A record that names no client takes its job's client (a ServiceTitan estimate carries
+    # only its jobId): without it the quote would belong to no client and no client user
+    # would ever see it.
+    client_from_job: bool = False
 
     def values(self, record: ExternalRecord) -> dict:
         values = {name: getattr(record, name) for name in self.fields}
@@ -119,6 +133,7 @@ SINKS: tuple[Sink, ...] = (
             Parent("client_id", "client_external_id", Client),
             Parent("job_id", "job_external_id", Job),
         ),
+        client_from_job=True,
     ),
     Sink(
         ExternalJobMaterial,
@@ -186,6 +201,39 @@ def _json_default(value: object) -> str:
     return repr(value)
 
 
+# What `content_digest` serializes with, as one reusable encoder.
+_encode = json.JSONEncoder(sort_keys=True, default=_json_default, separators=(",", ":")).encode
+
+
+def _digest_with_raw(values: dict, raw_json: str) -> str:
+    """`content_digest({**values, "raw": raw})`, given `raw` already encoded by `_encode`: the
+    payload (most of the text) is serialized once a page, not once a table."""
+    text = _encode(values)
+    # Keys are sorted, and no key of a sink sorts between "raw" and "remote_updated_at": the
+    # payload goes just before it. (`,"` or `{"` cannot occur inside a JSON string.)
+    at = text.find(',"remote_updated_at":') + 1 or text.find('{"remote_updated_at":') + 1
+    if at:
+        text = f'{text[:at]}"raw":{raw_json},{text[at:]}'
+        return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
+    low = {k: v for k, v in values.items() if k < "raw"}
+    high = {k: v for k, v in values.items() if k > "raw"}
+    parts = [_encode(low)[1:-1], '"raw":' + raw_json, _encode(high)[1:-1]]
+    text = "{" + ",".join(p for p in parts if p) + "}"
+    return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
+
+
+@dataclass
+class _Page:
+    """What one page's sinks share."""
+
+    # id(payload) -> the payload's JSON: a job and its quote (a material and its line item)
+    # share one payload, encoded once.
+    raw_json: dict[int, str] = field(default_factory=dict)
+    # model -> {external id: primary key} of rows known to exist (found, never "missing": a
+    # later sink of the page may write what an earlier lookup did not find).
+    known: dict[type[SyncedModel], dict[str, int]] = field(default_factory=dict)
+
+
 def write_records(integration_id: int, records: Iterable[ExternalRecord]) -> WriteResult:
     """Upsert one page of records. Call inside a transaction."""
     by_sink: dict[Sink, list[ExternalRecord]] = defaultdict(list)
@@ -193,16 +241,17 @@ def write_records(integration_id: int, records: Iterable[ExternalRecord]) -> Wri
         by_sink[sink_for(type(record))].append(record)
     quotes = by_sink.get(SINK_BY_TYPE[ExternalQuote], [])
     result = WriteResult()
+    page = _Page()
     for sink in SINKS:
         batch = by_sink.get(sink, [])
         if sink.record_type is ExternalLineItem:
             batch = _with_embedded_items(batch, quotes)
         if not batch:
             continue
-        result.merge(_write_sink(integration_id, sink, batch))
+        result.merge(_write_sink(integration_id, sink, batch, page))
         if sink.record_type is ExternalJobMaterial:
             by_sink[SINK_BY_TYPE[ExternalLineItem]].extend(
-                _materials_as_line_items(integration_id, batch)
+                _materials_as_line_items(integration_id, batch, page)
             )
     _remove_missing_embedded_items(integration_id, quotes)
     return result
@@ -221,7 +270,7 @@ def _with_embedded_items(
 
 
 def _materials_as_line_items(
-    integration_id: int, materials: Sequence[ExternalRecord]
+    integration_id: int, materials: Sequence[ExternalRecord], page: _Page | None = None
 ) -> list[ExternalLineItem]:
     """A material whose job is also a quote (ServiceM8) is that quote's line item too. Only
     quotes that exist count: a material on a plain job is not held for a quote."""
@@ -232,11 +281,7 @@ def _materials_as_line_items(
     }
     if not wanted:
         return []
-    existing = set(
-        Quote.objects.filter(integration_id=integration_id, external_id__in=wanted).values_list(
-            "external_id", flat=True
-        )
-    )
+    existing = _pks_by_external_id(Quote, integration_id, wanted, page)
     return [
         ExternalLineItem(
             provider=m.provider,
@@ -279,7 +324,16 @@ def _remove_missing_embedded_items(integration_id: int, quotes: Sequence[Externa
         QuoteLineItem.objects.filter(id__in=gone).update(remote_deleted_at=now, updated_at=now)
 
 
-def _write_sink(integration_id: int, sink: Sink, records: list[ExternalRecord]) -> WriteResult:
+def _uses_copy() -> bool:
+    return connection.vendor == "postgresql"
+
+
+def _write_sink(
+    integration_id: int,
+    sink: Sink,
+    records: list[ExternalRecord],
+    page: _Page | None = None,
+) -> WriteResult:
     result = WriteResult()
     # The newest copy of each record wins (a record edited mid-walk can come twice).
     newest: dict[str, ExternalRecord] = {}
@@ -288,6 +342,12 @@ def _write_sink(integration_id: int, sink: Sink, records: list[ExternalRecord]) 
         if seen is None or _newer_or_equal(record, seen):
             newest[record.external_id] = record
     unique = list(newest.values())
+    if _uses_copy():
+        page = page or _Page()
+        for start in range(0, len(unique), MERGE_BATCH_SIZE):
+            chunk = unique[start : start + MERGE_BATCH_SIZE]
+            result.merge(_merge_batch(integration_id, sink, chunk, page))
+        return result
     for start in range(0, len(unique), BATCH_SIZE):
         result.merge(_write_batch(integration_id, sink, unique[start : start + BATCH_SIZE]))
     return result
@@ -299,25 +359,235 @@ def _newer_or_equal(record: ExternalRecord, other: ExternalRecord) -> bool:
     return record.remote_updated_at >= other.remote_updated_at
 
 
+def _pks_by_external_id(
+    model: type[SyncedModel], integration_id: int, wanted: set[str], page: _Page | None = None
+) -> dict[str, int]:
+    """external id -> primary key of the integration's rows among `wanted`, in one query (none
+    when the page already found them all)."""
+    if not wanted:
+        return {}
+    if page is not None:
+        known = page.known.setdefault(model, {})
+        found = {ext: known[ext] for ext in wanted if ext in known}
+        if len(found) < len(wanted):
+            found.update(_pks_by_external_id(model, integration_id, wanted - found.keys()))
+            known.update(found)
+        return found
+    if _uses_copy():
+        # One array parameter instead of thousands of IN placeholders.
+        table = connection.ops.quote_name(model._meta.db_table)
+        with connection.cursor() as cur:
+            cur.execute(
+                f"SELECT external_id, id FROM {table} "  # noqa: S608 - a model's table name
+                "WHERE integration_id = %s AND external_id = ANY(%s)",
+                [integration_id, list(wanted)],
+            )
+            return dict(cur.fetchall())
+    return dict(
+        model.objects.filter(integration_id=integration_id, external_id__in=wanted).values_list(
+            "external_id", "id"
+        )
+    )
+
+
 def _parent_ids(
-    integration_id: int, sink: Sink, records: Sequence[ExternalRecord]
+    integration_id: int, sink: Sink, records: Sequence[ExternalRecord], page: _Page | None = None
 ) -> dict[str, dict[str, int]]:
     found: dict[str, dict[str, int]] = {}
     for parent in sink.parents:
         wanted = {getattr(r, parent.attr) for r in records} - {None, ""}
-        found[parent.fk] = (
-            dict(
-                parent.model.objects.filter(
-                    integration_id=integration_id, external_id__in=wanted
-                ).values_list("external_id", "id")
-            )
-            if wanted
+        found[parent.fk] = _pks_by_external_id(parent.model, integration_id, wanted, page)
+    if sink.client_from_job and found.get("job_id"):
+        job_ids = [
+            found["job_id"][r.job_external_id]
+            for r in records
+            if not r.client_external_id and r.job_external_id in found["job_id"]
+        ]
+        found[JOB_CLIENT] = (
+            {
+                str(pk): client_id
+                for pk, client_id in Job.objects.filter(pk__in=job_ids).values_list(
+                    "pk", "client_id"
+                )
+            }
+            if job_ids
             else {}
         )
     return found
 
 
-def _write_batch(integration_id: int, sink: Sink, records: list[ExternalRecord]) -> WriteResult:
+def _resolve_parents(
+    sink: Sink, record: ExternalRecord, parents: dict[str, dict[str, int]], values: dict
+) -> str | None:
+    """Set the record's parent keys in `values`; returns what it waits for, if a parent is
+    missing."""
+    for parent in sink.parents:
+        ext = getattr(record, parent.attr)
+        if ext in (None, ""):
+            values[parent.fk] = None
+        elif ext in parents[parent.fk]:
+            values[parent.fk] = parents[parent.fk][ext]
+        else:
+            return f"{parent.model._meta.verbose_name} {ext}"
+    if sink.client_from_job and values.get("client_id") is None and values.get("job_id"):
+        values["client_id"] = parents.get(JOB_CLIENT, {}).get(str(values["job_id"]))
+    return None
+
+
+# -- PostgreSQL: COPY into a staging table, merge with one INSERT … ON CONFLICT ----------------
+
+
+@dataclass(frozen=True)
+class _MergePlan:
+    stage: str  # the session's temporary staging table for this model
+    columns: tuple[str, ...]  # staged columns, in COPY order
+    limits: tuple[tuple[int, int], ...]  # (column index, max length) of bounded strings
+    create_sql: str
+    copy_sql: str
+    merge_sql: str
+
+
+_PLANS: dict[Sink, _MergePlan] = {}
+
+
+def _merge_plan(sink: Sink) -> _MergePlan:
+    if sink in _PLANS:
+        return _PLANS[sink]
+    quote = connection.ops.quote_name
+    model = sink.model
+    columns = (
+        "external_id",
+        *sink.fields,
+        *(("is_active",) if sink.record_type is ExternalClient else ()),
+        *(p.fk for p in sink.parents),
+        "raw",
+        "remote_updated_at",
+        "remote_deleted_at",
+        "content_hash",
+    )
+    max_lengths = _max_lengths(model)
+    limits = tuple(
+        (i, max_lengths[c])
+        for i, c in enumerate(columns)
+        # (an external id too long for its column is refused, as before: never cut to another)
+        if c in max_lengths and c not in ("external_id", "content_hash")
+    )
+    table, stage = quote(model._meta.db_table), quote(f"sync_stage_{model._meta.db_table}")
+    listed = ", ".join(quote(c) for c in columns)
+    kept = ("external_id", "remote_deleted_at")
+    updates = [f"{quote(c)} = EXCLUDED.{quote(c)}" for c in columns if c not in kept]
+    updates += [
+        '"updated_at" = EXCLUDED."updated_at"',
+        # A deletion keeps the time it was first seen; an undeleted record clears it.
+        '"remote_deleted_at" = CASE WHEN EXCLUDED."remote_deleted_at" IS NULL THEN NULL '
+        'ELSE COALESCE(t."remote_deleted_at", EXCLUDED."remote_deleted_at") END',
+    ]
+    plan = _MergePlan(
+        stage=stage,
+        columns=columns,
+        limits=limits,
+        # Same column types as the table (so the COPY converts as an INSERT would), none of
+        # its constraints: the merge is where the database judges the rows.
+        create_sql=(
+            f"CREATE TEMPORARY TABLE IF NOT EXISTS {stage} AS "  # noqa: S608 - names from models
+            f"SELECT {listed} FROM {table} WITH NO DATA"
+        ),
+        copy_sql=f"COPY {stage} ({listed}) FROM STDIN",
+        merge_sql=(
+            f"WITH merged AS (INSERT INTO {table} AS t "  # noqa: S608 - names from models
+            f'("integration_id", "created_at", "updated_at", {listed}) '
+            f"SELECT %(integration)s, %(now)s, %(now)s, {listed} FROM {stage} "
+            'ON CONFLICT ("integration_id", "external_id") DO UPDATE SET '
+            + ", ".join(updates)
+            # Rewrite only what changed, was swept and came back, or was deleted …
+            + ' WHERE (t."content_hash" IS DISTINCT FROM EXCLUDED."content_hash" '
+            'OR (t."remote_deleted_at" IS NULL) <> (EXCLUDED."remote_deleted_at" IS NULL)) '
+            # … and never with a copy older than the stored one.
+            'AND NOT COALESCE(EXCLUDED."remote_updated_at" < t."remote_updated_at", FALSE) '
+            'RETURNING (xmax = 0) AS created, "remote_deleted_at" = %(now)s AS gone) '
+            "SELECT count(*), count(*) FILTER (WHERE created), count(*) FILTER (WHERE gone) "
+            "FROM merged"
+        ),
+    )
+    _PLANS[sink] = plan
+    return plan
+
+
+def _merge_batch(
+    integration_id: int, sink: Sink, records: list[ExternalRecord], page: _Page
+) -> WriteResult:
+    result = WriteResult()
+    plan = _merge_plan(sink)
+    parents = _parent_ids(integration_id, sink, records, page)
+    raw_json = page.raw_json
+    is_client = sink.record_type is ExternalClient
+    fields = sink.fields
+    now = timezone.now()
+    rows: list[list] = []
+    staged: list[ExternalRecord] = []
+    for record in records:
+        values = {name: getattr(record, name) for name in fields}
+        if is_client:
+            values["is_active"] = not record.deleted
+        if sink.parents:
+            missing = _resolve_parents(sink, record, parents, values)
+            if missing:
+                result.held.append((record, missing))
+                continue
+        raw = record.raw
+        payload = raw_json.get(id(raw))
+        if payload is None:
+            payload = raw_json[id(raw)] = _encode(raw)
+        values["remote_updated_at"] = record.remote_updated_at
+        values["deleted"] = record.deleted
+        digest = _digest_with_raw(values, payload)
+        del values["deleted"]
+        row = [record.external_id, *values.values()]
+        # (values holds the staged columns from `fields` to `remote_updated_at`, in order)
+        row.insert(len(row) - 1, payload)
+        row.append(now if record.deleted else None)
+        row.append(digest)
+        for index, max_length in plan.limits:
+            value = row[index]
+            if isinstance(value, str) and len(value) > max_length:
+                row[index] = value[:max_length]  # the full value stays in `raw`
+        rows.append(row)
+        staged.append(record)
+    if not rows:
+        return result
+    try:
+        with transaction.atomic(), connection.cursor() as cur:
+            cur.execute(plan.create_sql)
+            cur.execute(f"TRUNCATE {plan.stage}")
+            # (psycopg's own COPY, past Django's cursor: wrapped for Django's error classes)
+            with connection.wrap_database_errors, cur.cursor.copy(plan.copy_sql) as copy:
+                for row in rows:
+                    copy.write_row(row)
+            cur.execute(plan.merge_sql, {"integration": integration_id, "now": now})
+            written, created, deleted = cur.fetchone()
+    except DatabaseError:
+        # A row the database refuses: find it (and only it) one row at a time.
+        fallback = _write_batch(integration_id, sink, staged, one_by_one=True)
+        fallback.held[:0] = result.held
+        return fallback
+    result.created = created
+    result.updated = written - created
+    result.unchanged = len(rows) - written
+    result.deleted = deleted
+    result.settled[sink.model].update(r.external_id for r in staged)
+    return result
+
+
+# -- elsewhere (and the one-by-one fallback): bulk_create(update_conflicts=True) ----------------
+
+
+def _write_batch(
+    integration_id: int,
+    sink: Sink,
+    records: list[ExternalRecord],
+    *,
+    one_by_one: bool = False,
+) -> WriteResult:
     result = WriteResult()
     model = sink.model
     parents = _parent_ids(integration_id, sink, records)
@@ -331,16 +601,7 @@ def _write_batch(integration_id: int, sink: Sink, records: list[ExternalRecord])
     rows: list[tuple[ExternalRecord, SyncedModel, bool]] = []
     for record in records:
         values = sink.values(record)
-        missing = None
-        for parent in sink.parents:
-            ext = getattr(record, parent.attr)
-            if ext in (None, ""):
-                values[parent.fk] = None
-            elif ext in parents[parent.fk]:
-                values[parent.fk] = parents[parent.fk][ext]
-            else:
-                missing = f"{parent.model._meta.verbose_name} {ext}"
-                break
+        missing = _resolve_parents(sink, record, parents, values)
         if missing:
             result.held.append((record, missing))
             continue
@@ -370,7 +631,7 @@ def _write_batch(integration_id: int, sink: Sink, records: list[ExternalRecord])
         newly_deleted = record.deleted and (current is None or current[2] is None)
         result.deleted += int(newly_deleted)
     if rows:
-        _upsert(model, rows, result)
+        _upsert(model, rows, result, one_by_one=one_by_one)
     return result
 
 
@@ -378,6 +639,8 @@ def _upsert(
     model: type[SyncedModel],
     rows: list[tuple[ExternalRecord, SyncedModel, bool]],
     result: WriteResult,
+    *,
+    one_by_one: bool = False,
 ) -> None:
     update_fields = [
         f.name
@@ -393,12 +656,14 @@ def _upsert(
             update_fields=update_fields,
         )
 
+    ok: list[tuple[ExternalRecord, SyncedModel, bool]] = []
     try:
+        if one_by_one:
+            raise DatabaseError("the batch was refused already")
         with transaction.atomic():
             insert([obj for _, obj, _ in rows])
         ok = rows
     except DatabaseError:
-        ok = []
         for row in rows:
             try:
                 with transaction.atomic():

@@ -1,5 +1,8 @@
 """The bulk writers: upsert on (integration, external_id), skip the unchanged, hold orphans,
-isolate rows the database refuses, keep embedded line items in step."""
+isolate rows the database refuses, keep embedded line items in step.
+
+Every test runs on both write paths: COPY into a staging table and merge (PostgreSQL), and
+bulk_create (SQLite, and the one-row-at-a-time fallback)."""
 
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -17,9 +20,21 @@ from integrations.base import (
 )
 from portal.models import Client, Job, JobMaterial
 from quotes.models import Quote, QuoteLineItem
+from sync import writers
 from sync.writers import write_records
 
 pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True, params=["copy", "bulk_create"])
+def write_path(request, monkeypatch):
+    if request.param == "copy":
+        if connection.vendor != "postgresql":
+            pytest.skip("COPY and merge is the PostgreSQL path")
+    else:
+        monkeypatch.setattr(writers, "_uses_copy", lambda: False)
+    return request.param
+
 
 T0 = datetime(2026, 5, 1, 9, 0, tzinfo=UTC)
 
@@ -63,13 +78,69 @@ def test_creates_then_skips_unchanged_then_updates(integration):
     assert Client.objects.filter(integration=integration).count() == 2
 
 
-def test_one_insert_statement_per_batch(integration):
-    records = [client(f"c{i}") for i in range(250)]
+def test_one_insert_statement_per_batch(integration, write_path):
+    records = [client(f"c{i}") for i in range(2500)]
     with CaptureQueriesContext(connection) as queries:
         write_records(integration.pk, records)
-    inserts = [q for q in queries.captured_queries if q["sql"].startswith("INSERT")]
-    assert len(inserts) == 1
-    assert "ON CONFLICT" in inserts[0]["sql"]
+    inserts = [q["sql"] for q in queries.captured_queries if "INSERT" in q["sql"]]
+    if write_path == "copy":  # the page is COPYed (not an execute) and merged once
+        assert len(inserts) == 1 and inserts[0].startswith("WITH merged AS (INSERT")
+    else:
+        assert len(inserts) == 3  # 1,000 rows a statement
+    assert all("ON CONFLICT" in sql for sql in inserts)
+    assert Client.objects.filter(integration=integration).count() == 2500
+
+
+def test_counts_created_updated_and_unchanged_in_one_page(integration):
+    write_records(integration.pk, [client(f"c{i}") for i in range(300)])
+    later = T0 + timedelta(minutes=1)
+    page = [client(f"c{i}", name="Renamed", at=later) for i in range(100)]  # changed
+    page += [client(f"c{i}") for i in range(100, 300)]  # as stored
+    page += [client(f"n{i}") for i in range(50)]  # new
+    result = write_records(integration.pk, page)
+    assert (result.created, result.updated, result.unchanged) == (50, 100, 200)
+    assert result.settled[Client] == {r.external_id for r in page}
+    assert Client.objects.filter(integration=integration, name="Renamed").count() == 100
+
+
+def test_an_unchanged_record_is_not_rewritten_even_when_newer(integration):
+    """The content digest decides: a new `edit_date` alone changes `remote_updated_at`, which
+    is content, so the row is rewritten; the very same record is not."""
+    write_records(integration.pk, [client("c1")])
+    row = Client.objects.get(external_id="c1")
+    result = write_records(integration.pk, [client("c1")])
+    assert result.unchanged == 1
+    again = Client.objects.get(external_id="c1")
+    assert (again.updated_at, again.content_hash) == (row.updated_at, row.content_hash)
+    assert len(row.content_hash) == 32
+
+
+def test_both_paths_agree_on_the_content_digest(integration, write_path, monkeypatch):
+    """Rows written by one path are unchanged for the other: switching database (or falling
+    back) never rewrites a table."""
+    write_records(integration.pk, [client("c1"), job("j1", "c1")])
+    other = write_path != "copy"
+    if other and connection.vendor != "postgresql":
+        pytest.skip("only one path here")
+    monkeypatch.setattr(writers, "_uses_copy", lambda: other)
+    result = write_records(integration.pk, [client("c1"), job("j1", "c1")])
+    assert (result.created, result.updated, result.unchanged) == (0, 0, 2)
+
+
+def test_the_digest_of_a_preencoded_payload_is_content_digest():
+    values = {
+        "name": 'Acmé ,"remote_updated_at": {"raw":',
+        "client_id": 7,
+        "revenue": Decimal("1.50"),
+        "remote_updated_at": T0,
+        "scheduled_start": None,
+        "deleted": False,
+        "is_active": True,
+    }
+    raw = {"uuid": "x", "nested": {"b": 1, "a": [1, "é"]}, "amount": "2.00"}
+    expected = writers.content_digest({**values, "raw": raw})
+    assert writers._digest_with_raw(values, writers._encode(raw)) == expected
+    assert writers._digest_with_raw({}, writers._encode({})) == writers.content_digest({"raw": {}})
 
 
 def test_an_older_copy_never_replaces_a_newer_one(integration):
@@ -102,6 +173,54 @@ def test_deleted_records_are_soft_deleted_once(integration):
     assert Client.objects.get(external_id="c1").remote_deleted_at == first
 
 
+def test_a_row_swept_away_comes_back_when_listed_again(integration):
+    write_records(integration.pk, [client("c1")])
+    Client.objects.filter(external_id="c1").update(remote_deleted_at=T0)  # what a sweep does
+    result = write_records(integration.pk, [client("c1")])  # same content
+    assert (result.updated, result.unchanged) == (1, 0)
+    assert Client.objects.get(external_id="c1").remote_deleted_at is None
+
+
+def test_a_record_first_seen_deleted_counts_as_deleted(integration):
+    result = write_records(integration.pk, [client("c1", deleted=True), client("c2")])
+    assert (result.created, result.deleted) == (2, 1)
+    assert Client.objects.get(external_id="c1").is_active is False
+
+
+def test_parents_are_resolved_by_external_id(integration):
+    write_records(integration.pk, [client("c1"), job("j1", "c1")])
+    q = ExternalQuote(
+        provider="servicem8",
+        external_id="j1",
+        raw={"uuid": "j1"},
+        client_external_id="c1",
+        job_external_id="j1",
+        status="sent",
+    )
+    orphan = ExternalQuote(
+        provider="servicem8",
+        external_id="j2",
+        raw={"uuid": "j2"},
+        client_external_id="c1",
+        job_external_id="j-missing",
+    )
+    result = write_records(integration.pk, [q, orphan])
+    assert [(r.external_id, why) for r, why in result.held] == [("j2", "job j-missing")]
+    row = Quote.objects.get(external_id="j1")
+    assert (row.client.external_id, row.job.external_id) == ("c1", "j1")
+    assert row.client.integration_id == row.job.integration_id == integration.pk
+    assert result.settled[Quote] == {"j1"}
+
+
+def test_parents_of_another_integration_do_not_count(integration):
+    from tests import factories
+
+    other = factories.IntegrationFactory(company=integration.company)
+    write_records(other.pk, [client("c1")])
+    result = write_records(integration.pk, [job("j1", "c1")])
+    assert [r.external_id for r, _ in result.held] == ["j1"]
+
+
 def test_a_child_before_its_parent_is_held_not_dropped(integration):
     result = write_records(integration.pk, [job("j1", "c-missing")])
     assert [(r.external_id, why) for r, why in result.held] == [("j1", "client c-missing")]
@@ -121,13 +240,74 @@ def test_a_row_the_database_refuses_fails_alone(integration):
     )
     result = write_records(integration.pk, [job("j1", None), bad, job("j2", None)])
     assert [r.external_id for r, _ in result.failed] == ["j-bad"]
+    assert "constraint" in result.failed[0][1]
     assert set(Job.objects.values_list("external_id", flat=True)) == {"j1", "j2"}
+    assert (result.created, result.settled[Job]) == (2, {"j1", "j2"})
+
+
+def test_a_value_the_column_cannot_hold_fails_alone(integration):
+    """Refused while staging (the COPY), not only by the merge's constraints."""
+    if connection.vendor != "postgresql":
+        pytest.skip("SQLite stores any number in a decimal column")
+    huge = ExternalJob(
+        provider="servicem8",
+        external_id="j-huge",
+        raw={},
+        revenue=Decimal("1e15"),  # numeric(12, 2)
+    )
+    write_records(integration.pk, [job("j1", None)])
+    later = T0 + timedelta(minutes=1)
+    result = write_records(integration.pk, [job("j1", None, "completed", later), huge])
+    assert [r.external_id for r, _ in result.failed] == ["j-huge"]
+    assert (result.created, result.updated) == (0, 1)
+    assert Job.objects.get(external_id="j1").status == "completed"
+
+
+def test_a_refused_row_becomes_a_sync_error_and_the_page_goes_on(integration):
+    from django.utils import timezone
+
+    from sync.engine import _apply_page, _Run
+    from sync.models import SyncError, SyncRun
+
+    class Provider:
+        def record_id(self, entity, raw):
+            return raw["uuid"]
+
+        def map_record(self, entity, raw):
+            return ExternalJob(
+                provider="servicem8", external_id=raw["uuid"], raw=raw, status=raw["status"]
+            )
+
+    now = timezone.now()
+    run = SyncRun.objects.create(
+        integration=integration, entity="jobs", mode="full", started_at=now, heartbeat_at=now
+    )
+    state = _Run(integration=integration, provider=Provider(), entity="jobs", run=run, seen=None)
+    raws = [{"uuid": f"j{i}", "status": "scheduled"} for i in range(5)]
+    raws[2]["status"] = "not-a-status"
+    _apply_page(state, raws, retrying_held=False)
+    run.refresh_from_db()
+    assert (run.created_count, run.failed_count) == (4, 1)
+    error = SyncError.objects.get(run=run)
+    assert error.external_id == "j2" and "refused" in error.message
+    assert Job.objects.filter(integration=integration).count() == 4
 
 
 def test_long_strings_are_cut_to_the_column(integration):
-    write_records(integration.pk, [client("c1", name="x" * 400)])
+    long = ExternalClient(
+        provider="servicem8",
+        external_id="c1",
+        raw={"uuid": "c1", "name": "x" * 400},
+        name="x" * 400,
+        phone="9" * 80,
+        address="a" * 5000,  # a text column: kept whole
+    )
+    result = write_records(integration.pk, [long])
+    assert result.failed == []
     row = Client.objects.get(external_id="c1")
     assert len(row.name) == 255 and row.raw["name"] == "x" * 400
+    assert (len(row.phone), len(row.address)) == (50, 5000)
+    assert write_records(integration.pk, [long]).unchanged == 1
 
 
 def quote(ext, items, at=T0):
