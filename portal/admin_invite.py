@@ -16,7 +16,7 @@ class InviteForm(forms.Form):
     email = forms.EmailField(label="Email address of the client user")
 
 
-@admin.action(description="Invite a client user to the selected client", permissions=["change"])
+@admin.action(description="Invite a client user to the selected client", permissions=["invite"])
 def invite_client_user(modeladmin, request, queryset):
     if queryset.count() != 1:
         modeladmin.message_user(
@@ -24,6 +24,17 @@ def invite_client_user(modeladmin, request, queryset):
         )
         return None
     client = queryset.get()
+    from portal.models import TeamMembership
+
+    if not request.user.is_superuser and not TeamMembership.objects.filter(
+        user=request.user,
+        company_id=client.integration.company_id,
+        role=TeamMembership.Role.ADMIN,
+    ).exists():
+        modeladmin.message_user(
+            request, "Only the company's team admins may invite client users.", messages.ERROR
+        )
+        return None
     form = InviteForm(request.POST if "email" in request.POST else None)
     if form.is_bound and form.is_valid():
         try:
@@ -53,7 +64,20 @@ def invite_client_user(modeladmin, request, queryset):
     return TemplateResponse(request, "admin/portal/client/invite.html", context)
 
 
+def has_invite_permission(modeladmin, request) -> bool:
+    """Superusers, and team admins of some company (the client must still be in their view
+    scope to be selected); dispatchers may not give anyone portal access."""
+    from portal.models import TeamMembership
+
+    user = request.user
+    return (
+        user.is_superuser
+        or TeamMembership.objects.filter(user=user, role=TeamMembership.Role.ADMIN).exists()
+    )
+
+
 def install(client_admin_class) -> None:
+    client_admin_class.has_invite_permission = has_invite_permission
     actions = list(client_admin_class.actions or [])
     if invite_client_user not in actions:
         client_admin_class.actions = [*actions, invite_client_user]

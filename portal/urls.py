@@ -23,5 +23,6 @@ urlpatterns = [
         name="invitation-accept",
     ),
     path("jobs/", views.job_list, name="job-list"),
+    path("jobs/export.csv", views.job_export, name="job-export"),
     path("jobs/<int:pk>/", views.job_detail, name="job-detail"),
 ]

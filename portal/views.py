@@ -16,6 +16,7 @@ from django.urls import reverse_lazy
 from django.utils import timezone
 from django.utils.dateparse import parse_date
 
+from portal.exports import csv_response
 from portal.models import Job, JobActivity
 from portal.paging import keyset_page
 from portal.selectors import job_list_visible_to
@@ -152,8 +153,8 @@ def _date_param(request: HttpRequest, name: str):
         return None
 
 
-@login_required
-def job_list(request: HttpRequest) -> HttpResponse:
+def _filtered_jobs(request: HttpRequest):
+    """The jobs list's rows (shown or exported) and the filters as understood."""
     jobs = job_list_visible_to(user=request.user)
     status = request.GET.get("status", "")
     if status and status in dict(JOB_STATUSES):
@@ -179,6 +180,12 @@ def job_list(request: HttpRequest) -> HttpResponse:
             | Q(address__icontains=query)
             | Q(client__name__icontains=query)
         )
+    return jobs, status, query, errors
+
+
+@login_required
+def job_list(request: HttpRequest) -> HttpResponse:
+    jobs, status, query, errors = _filtered_jobs(request)
     page = keyset_page(
         jobs, request.GET.get("after"), size=PAGE_SIZE, field="scheduled_start", descending=True
     )
@@ -192,6 +199,28 @@ def job_list(request: HttpRequest) -> HttpResponse:
         "errors": errors,
     }
     return render(request, "portal/job_list.html", context, status=400 if errors else 200)
+
+
+@login_required
+def job_export(request: HttpRequest) -> HttpResponse:
+    """The jobs list, as filtered, as CSV."""
+    jobs, _status, _query, errors = _filtered_jobs(request)
+    if errors:
+        return job_list(request)
+    rows = (
+        [
+            j.number,
+            j.summary,
+            j.client.name if j.client else "",
+            j.get_status_display(),
+            j.address,
+            timezone.localtime(j.scheduled_start).isoformat() if j.scheduled_start else "",
+            timezone.localtime(j.completed_at).isoformat() if j.completed_at else "",
+        ]
+        for j in jobs.order_by("-scheduled_start", "-id").iterator(chunk_size=2000)
+    )
+    header = ["number", "summary", "client", "status", "address", "scheduled_start", "completed"]
+    return csv_response("jobs.csv", header, rows)
 
 
 @login_required

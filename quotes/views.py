@@ -14,6 +14,7 @@ from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_http_methods, require_POST
 
+from portal.exports import csv_response
 from portal.paging import keyset_page
 from portal.selectors import client_list_visible_to, job_list_visible_to
 from portal.views import client_ip
@@ -58,8 +59,9 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     return render(request, "portal/dashboard.html", context)
 
 
-@login_required
-def quote_list(request: HttpRequest) -> HttpResponse:
+def _filtered_quotes(request: HttpRequest):
+    """The quotes list's rows (shown or exported): visibility scope, the "show" filter and
+    the search."""
     show = request.GET.get("show", "awaiting")
     if show not in QUOTE_FILTERS:
         show = "awaiting"
@@ -78,6 +80,12 @@ def quote_list(request: HttpRequest) -> HttpResponse:
             | Q(title__icontains=query)
             | Q(client__name__icontains=query)
         )
+    return quotes, show, query
+
+
+@login_required
+def quote_list(request: HttpRequest) -> HttpResponse:
+    quotes, show, query = _filtered_quotes(request)
     page = keyset_page(
         quotes,
         request.GET.get("after"),
@@ -90,6 +98,27 @@ def quote_list(request: HttpRequest) -> HttpResponse:
         "quotes/quote_list.html",
         {"page": page, "show": show, "filters": QUOTE_FILTERS, "q": query},
     )
+
+
+@login_required
+def quote_export(request: HttpRequest) -> HttpResponse:
+    """The quotes list, as filtered, as CSV."""
+    quotes, show, _query = _filtered_quotes(request)
+    rows = (
+        [
+            q.number,
+            q.title,
+            q.client.name if q.client else "",
+            q.get_status_display(),
+            q.currency,
+            q.total,
+            q.valid_until.isoformat() if q.valid_until else "",
+            q.sent_at.isoformat() if q.sent_at else "",
+        ]
+        for q in quotes.iterator(chunk_size=2000)
+    )
+    header = ["number", "title", "client", "status", "currency", "total", "valid_until", "sent_at"]
+    return csv_response(f"quotes-{show}.csv", header, rows)
 
 
 def _quote_for(request: HttpRequest, pk: int) -> Quote:

@@ -362,3 +362,19 @@ def test_client_ip_behind_trusted_proxies(rf, settings):
     assert client_ip(request) == "10.0.0.2"
     settings.PORTAL_NUM_PROXIES = 1
     assert client_ip(request) == "203.0.113.9"  # not the spoofable left-most hop
+
+
+def test_exports_hold_only_what_the_user_may_see_and_defuse_formulas(client, member):
+    mine = make_quote(member, title='=HYPERLINK("http://evil")')
+    other = factories.QuoteFactory(number="Q-THEIRS")
+    job = factories.JobFactory(integration=member.client.integration, client=member.client)
+    factories.JobFactory(number="J-THEIRS")
+    client.force_login(member.user)
+    response = client.get("/quotes/export.csv?show=all")
+    assert response["Content-Type"].startswith("text/csv")
+    body = b"".join(response.streaming_content).decode("utf-8-sig")
+    assert mine.number in body and other.number not in body
+    assert "'=HYPERLINK" in body
+    jobs = b"".join(client.get("/jobs/export.csv").streaming_content).decode("utf-8-sig")
+    assert job.number in jobs and "J-THEIRS" not in jobs
+    assert client.get("/jobs/export.csv?from=2026-02-30").status_code == 400
