@@ -18,9 +18,13 @@ from django.utils.functional import lazy
 from django.utils.text import format_lazy
 from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_POST
-from django_celery_beat.models import PeriodicTask
+from django_celery_beat.admin import CrontabScheduleAdmin as BeatCrontabScheduleAdmin
+from django_celery_beat.admin import PeriodicTaskAdmin as BeatPeriodicTaskAdmin
+from django_celery_beat.models import CrontabSchedule, PeriodicTask
 
+from integrations import registry
 from integrations.encryption import DecryptionError
+from integrations.exceptions import UnknownProvider
 from integrations.models import ConnectionTest, Incident, Integration
 from integrations.services import (
     integration_credential_errors,
@@ -29,11 +33,32 @@ from integrations.services import (
     integration_oauth_supported,
     integration_test_connection,
 )
-from portal.admin import CompanyScopedAdminMixin, request_ip
+from portal.admin import (
+    AuditedAdminMixin,
+    CompanyScopedAdminMixin,
+    audit_record,
+    audit_snapshot,
+    request_ip,
+)
 
 SECRET_FIELD = "new_credentials"  # noqa: S105 - a form field name
 # sync.beat names each integration's schedules so (`integrations` may not import `sync`).
 SCHEDULE_NAME = "fieldbridge:sync:{id}:{mode}"
+SCHEDULE_PREFIX = "fieldbridge:sync:"
+COMING_SOON = "Coming soon (no connector yet)"
+
+
+def provider_choices() -> list:
+    """Providers with a connector (in integrations.registry) to choose from; the others the
+    model knows, grouped and labelled "coming soon" (and refused by the form)."""
+    available = {cls.key for cls in registry.all_providers()}
+    ready = [(k, label) for k, label in Integration.Provider.choices if k in available]
+    later = [
+        (k, f"{label} (coming soon)")
+        for k, label in Integration.Provider.choices
+        if k not in available
+    ]
+    return [("", "---------"), *ready, *([(COMING_SOON, later)] if later else [])]
 
 
 def parse_credentials(raw: str) -> dict:
@@ -95,12 +120,49 @@ class IntegrationAdminForm(forms.ModelForm):
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
+        if "provider" in self.fields:  # (read-only once the integration exists)
+            self.fields["provider"].choices = provider_choices()
         if self.instance.pk is not None:
             field = self.fields[SECRET_FIELD]
             field.label = "Replace credentials"
             field.help_text = format_lazy(
                 "Leave blank to keep the stored credentials. {}", field.help_text
             )
+
+    # Set per request by IntegrationAdmin.get_form: operators (superusers) may point an
+    # integration anywhere; team admins only at the provider sandbox's hosts, since an
+    # overridden base URL receives the deployment's OAuth app secrets and app keys.
+    operator = True
+
+    def clean_base_url_override(self) -> str:
+        from urllib.parse import urlsplit
+
+        from django.conf import settings
+
+        url = (self.cleaned_data.get("base_url_override") or "").strip()
+        if not url or self.operator:
+            return url
+        host = urlsplit(url).hostname or ""
+        if host not in settings.INTEGRATION_SANDBOX_HOSTS:
+            raise forms.ValidationError(
+                "Only Fieldbridge operators can point an integration at another address. "
+                "Team admins may use the provider sandbox ("
+                + ", ".join(settings.INTEGRATION_SANDBOX_HOSTS)
+                + ") or leave this blank for the provider's own API."
+            )
+        return url
+
+    def clean_provider(self) -> str:
+        provider = self.cleaned_data["provider"]
+        try:
+            registry.get(provider)
+        except UnknownProvider:
+            label = Integration.Provider(provider).label
+            raise forms.ValidationError(
+                f"{label} is coming soon: Fieldbridge has no {label} connector yet, so it "
+                "cannot sync. Choose one of the available providers."
+            ) from None
+        return provider
 
     def clean(self) -> dict:
         cleaned = super().clean()
@@ -228,6 +290,11 @@ class IntegrationAdmin(CompanyScopedAdminMixin, admin.ModelAdmin):
             ]
         return fieldsets
 
+    def get_form(self, request: HttpRequest, obj=None, change=False, **kwargs):
+        form = super().get_form(request, obj, change=change, **kwargs)
+        form.operator = request.user.is_superuser
+        return form
+
     def get_readonly_fields(self, request: HttpRequest, obj: Integration | None = None):
         fields = list(super().get_readonly_fields(request, obj))
         if obj is not None:
@@ -235,9 +302,9 @@ class IntegrationAdmin(CompanyScopedAdminMixin, admin.ModelAdmin):
             fields.append("provider")
         if not request.user.is_superuser:
             fields.append("status")  # the system's word (needs_reauth…), cleared by new creds
-            # Operators only: an overridden base URL receives the deployment's OAuth app
-            # secrets and app keys, and the account id keys the shared rate-limit budget.
-            fields += ["base_url_override", "external_account_id"]
+            # Operators only: the account id keys the shared rate-limit budget. (The base URL
+            # is checked by the form: team admins may only point at an allowed sandbox host.)
+            fields.append("external_account_id")
         return fields
 
     def get_changeform_initial_data(self, request: HttpRequest) -> dict:
@@ -438,3 +505,74 @@ def get_integration_or_404(request: HttpRequest, pk: int) -> Integration:
     if not model_admin.has_change_permission(request, obj):
         raise Http404("No such integration.")
     return obj
+
+
+# -- sync schedules ---------------------------------------------------------------------------
+# An integration's schedules are django-celery-beat periodic tasks (sync.beat) that operators
+# may edit in the admin ("Periodic tasks", linked from the integration's page). Those edits
+# are configuration changes too: audited like every other, under the integration's company.
+
+
+def schedule_company_id(task: PeriodicTask) -> int | None:
+    """The company of the integration a schedule belongs to (by its name), if any."""
+    if not task.name.startswith(SCHEDULE_PREFIX):
+        return None
+    integration_id = task.name.removeprefix(SCHEDULE_PREFIX).split(":", 1)[0]
+    if not integration_id.isdigit():
+        return None
+    return (
+        Integration.objects.filter(pk=int(integration_id))
+        .values_list("company_id", flat=True)
+        .first()
+    )
+
+
+class AuditedPeriodicTaskAdmin(AuditedAdminMixin, BeatPeriodicTaskAdmin):
+    """django-celery-beat's admin, with every save, delete and bulk enable/disable/toggle
+    written to the audit log."""
+
+    def audit_company_id(self, obj: PeriodicTask) -> int | None:
+        return schedule_company_id(obj)
+
+    def _audited_bulk(self, request: HttpRequest, queryset, change) -> None:
+        tasks = list(queryset)
+        before = {t.pk: audit_snapshot(t) for t in tasks}
+        change(request, queryset)
+        for task in PeriodicTask.objects.filter(pk__in=list(before)):
+            after = audit_snapshot(task)
+            changed = {k for k in after if before[task.pk].get(k) != after[k]}
+            if changed:
+                audit_record(
+                    request=request,
+                    action="periodictask.updated",
+                    obj=task,
+                    company_id=schedule_company_id(task),
+                    before={k: before[task.pk].get(k) for k in changed},
+                    after={k: after[k] for k in changed},
+                )
+
+    @admin.action(description="Enable selected tasks")
+    def enable_tasks(self, request, queryset):
+        self._audited_bulk(request, queryset, super().enable_tasks)
+
+    @admin.action(description="Disable selected tasks")
+    def disable_tasks(self, request, queryset):
+        self._audited_bulk(request, queryset, super().disable_tasks)
+
+    @admin.action(description="Toggle activity of selected tasks")
+    def toggle_tasks(self, request, queryset):
+        self._audited_bulk(request, queryset, super().toggle_tasks)
+
+
+class AuditedCrontabScheduleAdmin(AuditedAdminMixin, BeatCrontabScheduleAdmin):
+    """Crontabs are shared by the schedules that use them: their edits are audited without a
+    company (operators' entries)."""
+
+
+for _model, _admin in (
+    (PeriodicTask, AuditedPeriodicTaskAdmin),
+    (CrontabSchedule, AuditedCrontabScheduleAdmin),
+):
+    if admin.site.is_registered(_model):
+        admin.site.unregister(_model)
+    admin.site.register(_model, _admin)

@@ -15,3 +15,9 @@ ALERT_DEAD_LETTERS_THRESHOLD = env.int("ALERT_DEAD_LETTERS_THRESHOLD", default=1
 # `state` expires (seconds). The scopes asked for are the provider's (`oauth_scopes`), or
 # `<KEY>_OAUTH_SCOPES` from the environment (integrations.conf).
 INTEGRATION_OAUTH_STATE_MAX_AGE = env.int("INTEGRATION_OAUTH_STATE_MAX_AGE", default=600)
+
+# Hosts a company's team admins may point an integration's base URL at (the provider
+# sandbox); any other override is for operators (superusers) only.
+INTEGRATION_SANDBOX_HOSTS = env.list(
+    "INTEGRATION_SANDBOX_HOSTS", default=["127.0.0.1", "localhost"]
+)
