@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
 from enum import StrEnum
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NamedTuple
 from urllib.parse import urlsplit
 
 from integrations.auth import Auth, MemoryTokenStore, TokenStore
@@ -165,6 +165,33 @@ class ExternalJobMaterial(ExternalRecord):
     total: Decimal = Decimal("0.00")
     sort_order: int = 0
     quote_external_id: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class ExternalAttachment(ExternalRecord):
+    """A file's metadata on a job (never its bytes). `provider_reference` is what
+    `Provider.attachment_download` takes to fetch the file through the provider's API: an id,
+    never a URL (a provider's file URLs can carry credentials). `size_bytes` is None when the
+    provider does not say."""
+
+    job_external_id: str
+    file_name: str
+    content_type: str = ""
+    size_bytes: int | None = None
+    provider_reference: str = ""
+
+
+class AttachmentContent(NamedTuple):
+    """A file being downloaded: `chunks` streams the bytes (close it, or read it to the end,
+    to release the connection); `size` is None when the provider does not say."""
+
+    content_type: str
+    chunks: Iterator[bytes]
+    size: int | None
+
+
+class AttachmentDownloadUnsupported(ProviderError):
+    """The provider has no way to download attachments."""
 
 
 @dataclass(frozen=True)
@@ -357,6 +384,13 @@ class Provider:
         paging does not end properly."""
         raise NotImplementedError(f"{type(self).__qualname__} must implement pages")
 
+    def estimated_total(self, entity: str) -> int | None:
+        """Optional: how many raw records a full read of `entity` (`pages` without
+        `updated_since`) will return, when the provider's API says so cheaply (a call or two);
+        None when it does not (the default). Only progress bars and ETAs use it: it may be
+        slightly off (records change while a sync runs) and may raise provider errors."""
+        return None
+
     def map_record(self, entity: str, raw: dict) -> ExternalRecord | tuple[ExternalRecord, ...]:
         """Subclasses must implement: one raw record to its normalized dataclass, or to several
         (a ServiceM8 quote is a job: it yields an ExternalJob and an ExternalQuote). Raises
@@ -410,6 +444,15 @@ class Provider:
                 mapped = self.map_record(entity, raw)
                 yield from mapped if isinstance(mapped, tuple) else (mapped,)
 
+    def attachment_download(self, reference: str) -> AttachmentContent:
+        """Subclasses with READ_ATTACHMENTS implement: the file an ExternalAttachment's
+        `provider_reference` names, streamed through the provider's API (credentials stay in
+        the request headers, never in a URL anyone else sees). Raises ProviderError
+        subclasses: ProviderNotFoundError when the provider no longer has it."""
+        raise AttachmentDownloadUnsupported(
+            f"{self.name} cannot download attachments", provider=self.key
+        )
+
     def iter_clients(self, *, updated_since: datetime | None = None) -> Iterator[ExternalClient]:
         yield from self.iter_records("clients", updated_since=updated_since)  # type: ignore[misc]
 
@@ -422,6 +465,7 @@ DEFAULT_RECORD_TYPES: dict[str, tuple[type[ExternalRecord], ...]] = {
     "quotes": (ExternalQuote, ExternalLineItem),
     "line_items": (ExternalLineItem,),
     "materials": (ExternalJobMaterial, ExternalLineItem),
+    "attachments": (ExternalAttachment,),
 }
 
 

@@ -20,6 +20,9 @@ integration holds one `requests.Session` (connection reuse, default timeout, Use
 7. on a 401, lets the auth strategy refresh once and retries once; a second 401 marks the
    integration needs_reauth (through the token store) and raises ProviderAuthError.
 
+`ApiClient.stream` sends a GET through the same steps (bar the cache) for a file download and
+leaves the body on the wire for the caller to read in chunks (`Response.iter_bytes`).
+
 Clients never touch the database and never log secrets: headers, query strings and bodies
 stay out of logs and error messages.
 """
@@ -98,6 +101,8 @@ class Response:
     url: str
     from_cache: bool = False
     _json: Any = field(default=None, repr=False)
+    # A streamed response's open body (`ApiClient.stream`); `content` is then empty.
+    _body: Any = field(default=None, repr=False)
 
     def json(self) -> Any:
         if self._json is None:
@@ -114,6 +119,29 @@ class Response:
 
     def header(self, name: str) -> str | None:
         return self.headers.get(name.lower())
+
+    def iter_bytes(self, chunk_size: int = 64 * 1024) -> Iterator[bytes]:
+        """The body in chunks: read from the network as it comes for a streamed response,
+        closing the connection at the end (or when the iterator is closed early). A transfer
+        that breaks off raises ProviderConnectionError."""
+        if self._body is None:
+            if self.content:
+                yield self.content
+            return
+        try:
+            for chunk in self._body.iter_content(chunk_size):
+                if chunk:
+                    yield chunk
+        except requests.RequestException:
+            raise ProviderConnectionError(
+                f"The download from {_safe_path(self.url)} broke off", status=self.status
+            ) from None
+        finally:
+            self._body.close()
+
+    def close(self) -> None:
+        if self._body is not None:
+            self._body.close()
 
 
 PROBLEM_MEMBERS = ("type", "title", "status", "detail", "instance", "traceId")
@@ -296,6 +324,18 @@ class ApiClient:
     def get(self, path: str, **kwargs: Any) -> Response:
         return self.request("GET", path, **kwargs)
 
+    def stream(
+        self, path: str, *, params: dict | list | None = None, headers: dict | None = None
+    ) -> Response:
+        """GET a (binary, possibly large) body without reading it into memory: the same auth,
+        rate limit, retries, typed errors and logging as `request`, never cached. Only the
+        status and headers are judged (an error body is read and the connection closed); on
+        success the caller reads the body with `Response.iter_bytes()` (or `close()`s it).
+        Retries happen before the body is read, never half way through it."""
+        return self._send_with_retries(
+            "GET", self.url(path), params, None, None, headers, idempotent=True, stream=True
+        )
+
     def request(
         self,
         method: str,
@@ -342,7 +382,16 @@ class ApiClient:
         return response
 
     def _send_with_retries(
-        self, method, url, params, json_body, data, headers, *, idempotent: bool | None
+        self,
+        method,
+        url,
+        params,
+        json_body,
+        data,
+        headers,
+        *,
+        idempotent: bool | None,
+        stream: bool = False,
     ) -> Response:
         if idempotent is None:
             idempotent = method not in NON_IDEMPOTENT_METHODS
@@ -355,7 +404,9 @@ class ApiClient:
             sends += 1
             if self.limiter is not None:
                 self.limiter.acquire()
-            error, response = self._send_once(method, url, params, json_body, data, headers, sends)
+            error, response = self._send_once(
+                method, url, params, json_body, data, headers, sends, stream=stream
+            )
             if error is None:
                 return response
             if isinstance(error, ProviderAuthError) and error.status == 401 and not refreshed:
@@ -387,7 +438,7 @@ class ApiClient:
             metrics.PROVIDER_ERRORS.labels(provider=self.provider, error=type(error).__name__).inc()
             raise error
 
-    def _send_once(self, method, url, params, json_body, data, headers, attempt):
+    def _send_once(self, method, url, params, json_body, data, headers, attempt, *, stream=False):
         request_headers = dict(headers or {})
         try:
             self.auth.apply(request_headers)
@@ -404,6 +455,7 @@ class ApiClient:
                 data=data,
                 headers=request_headers,
                 timeout=self.timeout,
+                stream=stream,
             )
         except requests.Timeout as exc:
             error: ProviderError | None = ProviderTimeoutError(
@@ -419,14 +471,26 @@ class ApiClient:
             error.sent = not _never_connected(exc)
             response = None
         else:
+            # A streamed success keeps its body open for the caller; an error body is small
+            # and is read (for classify_response and field_errors), then the connection freed.
+            streaming = stream and raw.status_code < 400
+            try:
+                content = b"" if streaming else raw.content
+            except requests.RequestException:
+                content = b""
             response = Response(
                 status=raw.status_code,
                 headers={k.lower(): v for k, v in raw.headers.items()},
-                content=raw.content,
+                content=content,
                 url=raw.url,
+                _body=raw if streaming else None,
             )
+            if stream and not streaming:
+                raw.close()
             status_label = f"{raw.status_code // 100}xx"
             error = self.classify_response(response)
+            if error is not None:
+                response.close()
         elapsed = time.perf_counter() - started
         metrics.PROVIDER_CALLS.labels(
             provider=self.provider, method=method, status_class=status_label

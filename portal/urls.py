@@ -1,6 +1,6 @@
 from django.urls import path
 
-from portal import views
+from portal import attachments, views
 
 urlpatterns = [
     path("login/", views.LoginView.as_view(), name="login"),
@@ -25,4 +25,5 @@ urlpatterns = [
     path("jobs/", views.job_list, name="job-list"),
     path("jobs/export.csv", views.job_export, name="job-export"),
     path("jobs/<int:pk>/", views.job_detail, name="job-detail"),
+    path("jobs/<int:job_pk>/attachments/<int:pk>/", attachments.download, name="job-attachment"),
 ]

@@ -36,6 +36,7 @@ from django.db import DatabaseError, connection, models, transaction
 from django.utils import timezone
 
 from integrations.base import (
+    ExternalAttachment,
     ExternalClient,
     ExternalContact,
     ExternalJob,
@@ -45,7 +46,7 @@ from integrations.base import (
     ExternalRecord,
     ExternalStaff,
 )
-from portal.models import Client, Contact, Job, JobMaterial, Staff, SyncedModel
+from portal.models import Attachment, Client, Contact, Job, JobMaterial, Staff, SyncedModel
 from quotes.models import Quote, QuoteLineItem
 
 BATCH_SIZE = 1000  # rows a bulk_create statement (the SQLite path, and the fallback)
@@ -154,6 +155,13 @@ SINKS: tuple[Sink, ...] = (
             "sort_order",
         ),
         (Parent("quote_id", "quote_external_id", Quote),),
+    ),
+    # File metadata only: the bytes stay with the provider (portal.attachments streams them).
+    Sink(
+        ExternalAttachment,
+        Attachment,
+        ("file_name", "content_type", "size_bytes", "provider_reference"),
+        (Parent("job_id", "job_external_id", Job),),
     ),
 )
 SINK_BY_TYPE: dict[type[ExternalRecord], Sink] = {sink.record_type: sink for sink in SINKS}

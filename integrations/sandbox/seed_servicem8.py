@@ -5,7 +5,10 @@ categories), ``staff`` (18: 3 office, 15 in the field) and ``material`` (89 pric
 labour rates and plumbing parts, prices ex GST). Per client (``company``): ``companycontact``
 records, and jobs (``job``), about a third of them quotes (status ``Quote``), each with 2–6
 line items (``jobmaterial``) drawn from the job category's part of the pricebook and, for jobs
-past the quote stage, 0–2 scheduled visits (``jobactivity``) by field staff.
+past the quote stage, 0–2 scheduled visits (``jobactivity``) by field staff. Files
+(``attachment``) follow the jobs: a quote PDF on most sent quotes, site photos on about half of
+the jobs past the quote stage, an invoice PDF on invoiced jobs, and, on about one client in
+twenty, a file attached to the client itself (``related_object`` "company").
 
 Consistency: every reference points at a seeded record (soft-deleted ones included); a job's
 ``total_invoice_amount`` is the tax-inclusive sum of its active job materials; its dates run
@@ -41,6 +44,7 @@ from integrations.sandbox.seed_base import (
     money,
 )
 from integrations.sandbox.servicem8 import (
+    ATTACHMENT_DEFAULTS,
     COMPANY_DEFAULTS,
     GST_TAX_RATE_UUID,
     JOB_DEFAULTS,
@@ -58,6 +62,7 @@ OBJECTS = (
     "job",
     "jobmaterial",
     "jobactivity",
+    "attachment",
     "staff",
     "material",
     "category",
@@ -743,8 +748,17 @@ _SYDNEY_OFFSET_US = 10 * HOUR_US
 class _JobMaker:
     """Builds one job with its materials and visits (see the module docstring)."""
 
-    def __init__(self, d: Dice, cat: _Catalogue, now_us: int, fmt: Any, sink: RowSink) -> None:
+    def __init__(
+        self,
+        d: Dice,
+        cat: _Catalogue,
+        now_us: int,
+        fmt: Any,
+        sink: RowSink,
+        attachments: _AttachmentMaker | None = None,
+    ) -> None:
         self.d = d
+        self.attachments = attachments
         self.cat = cat
         self.now_us = now_us
         self.fmt = fmt
@@ -907,6 +921,120 @@ class _JobMaker:
         )
         active = not d.chance(SOFT_DELETED_SHARE)
         self.jobs.append((job_uuid, modified, active, data))
+        if self.attachments is not None:
+            times = (start_at, sent_at, done_at, invoiced_at, modified)
+            self.attachments.job(job_uuid, number, site, times)
+
+
+# --- attachments -----------------------------------------------------------------------------
+
+# Attachment fields in the spec's order [spec: Attachment]; class_name (read-only) left out.
+_ATTACHMENT_VALUES: dict[str, Any] = {
+    "related_object": STR,
+    "related_object_uuid": STR,
+    "attachment_name": RAW,
+    "file_type": STR,
+    "attachment_source": STR,
+    "tags": STR,
+    "lng": RAW,
+    "lat": RAW,
+    "photo_width": STR,
+    "photo_height": STR,
+    "created_by_staff_uuid": STR,
+    "timestamp": STR,
+}
+_ATTACHMENT_ORDER = (
+    "related_object related_object_uuid attachment_name file_type attachment_source tags lng "
+    "lat photo_width photo_height extracted_info is_favourite metadata created_by_staff_uuid "
+    "timestamp"
+).split()
+_ATTACHMENT = json_template(
+    [(k, _ATTACHMENT_VALUES.get(k, ATTACHMENT_DEFAULTS.get(k))) for k in _ATTACHMENT_ORDER]
+)
+_PHOTO_SIZES = (("4032", "3024"), ("3024", "4032"), ("1920", "1080"))
+_CLIENT_FILES = ("Site plan", "Strata approval", "Backflow register", "Access instructions")
+
+
+class _AttachmentMaker:
+    """Files on jobs and clients, from their own dice (so they never change the jobs)."""
+
+    def __init__(self, d: Dice, cat: _Catalogue, fmt: Any, sink: RowSink) -> None:
+        self.d = d
+        self.fmt = fmt
+        self.staff = cat.staff
+        self.techs = cat.techs
+        self.rows = sink.buffer("attachment")
+
+    def _add(
+        self,
+        obj: str,
+        owner: str,
+        name: str,
+        file_type: str,
+        at_us: int,
+        *,
+        source: str = "",
+        tags: str = "",
+        photo: tuple[str, str] = ("", ""),
+        where: tuple[float, float] = (0.0, 0.0),
+        staff: str = "",
+    ) -> None:
+        d = self.d
+        data = _ATTACHMENT % (
+            obj,
+            owner,
+            _encode_str(name),
+            file_type,
+            source,
+            tags,
+            where[1],
+            where[0],
+            photo[0],
+            photo[1],
+            staff or d.pick(self.staff).uuid,
+            self.fmt(at_us),
+        )
+        self.rows.append((d.uuid4(), at_us, not d.chance(SOFT_DELETED_SHARE), data))
+
+    def job(
+        self,
+        job_uuid: str,
+        number: int,
+        site: _Site,
+        times: tuple[int, int, int, int, int],
+    ) -> None:
+        """A job's files. ``times``: when it started, its quote was sent, the work was done and
+        it was invoiced (0 = never), and its edit; every file is dated within them."""
+        d = self.d
+        start_at, sent_at, done_at, invoiced_at, end_us = times
+        if sent_at and d.chance(0.6):
+            # Named without the extension, which file_type gives (both occur in ServiceM8).
+            self._add("job", job_uuid, f"Quote {number}", ".pdf", sent_at, source="QUOTE")
+        if done_at:
+            for _ in range(d.int(0, 3)):
+                self._add(
+                    "job",
+                    job_uuid,
+                    f"IMG_{d.int(1000, 9999)}.jpg",
+                    ".jpg",
+                    start_at + int(d.random() * max(done_at - start_at, 0)),
+                    tags="photo",
+                    photo=d.pick(_PHOTO_SIZES),
+                    where=(round(site.lat, 6), round(site.lng, 6)),
+                    staff=d.pick(self.techs).uuid,
+                )
+        elif d.chance(0.15):
+            at = start_at + int(d.random() * max(end_us - start_at, 0))
+            self._add("job", job_uuid, "Job notes.txt", ".txt", at)
+        if invoiced_at:
+            self._add(
+                "job", job_uuid, f"Invoice {number}.pdf", ".pdf", invoiced_at, source="INVOICE"
+            )
+
+    def company(self, company_uuid: str, modified_us: int) -> None:
+        if self.d.chance(0.05):
+            name = self.d.pick(_CLIENT_FILES)
+            self._add("company", company_uuid, name, ".pdf", modified_us)
 
 
 # --- everything ------------------------------------------------------------------------------
@@ -921,12 +1049,19 @@ def seed_servicem8(sink: RowSink, *, records: int, seed: int, now_us: int, mix: 
         sink.buffer(obj).extend(rows)
     company_rng = random.Random(f"{seed}:servicem8:company")  # noqa: S311 - test data
     cd = Dice(random.Random(f"{seed}:servicem8:companycontact"))  # noqa: S311
+    files = _AttachmentMaker(
+        Dice(random.Random(f"{seed}:servicem8:attachment")),  # noqa: S311
+        cat,
+        fmt,
+        sink,
+    )
     maker = _JobMaker(
         Dice(random.Random(f"{seed}:servicem8:job")),  # noqa: S311
         cat,
         now_us,
         fmt,
         sink,
+        files,
     )
     jd = maker.d
     companies = sink.buffer("company")
@@ -947,5 +1082,6 @@ def seed_servicem8(sink: RowSink, *, records: int, seed: int, now_us: int, mix: 
                 for _ in range(count):
                     job_number += 1
                     maker.make(uid, site, job_number)
+            files.company(uid, modified)
         if i & 15 == 0:
             sink.flush()

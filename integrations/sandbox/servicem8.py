@@ -11,6 +11,7 @@ URLs (sandbox root + path; the real host is https://api.servicem8.com):
 - ``POST /servicem8/api_1.0/{object}.json``  create (200 ``Result`` + ``x-record-uuid``)
 - ``POST /servicem8/api_1.0/{object}/{uuid}.json``  partial update
 - ``DELETE /servicem8/api_1.0/{object}/{uuid}.json``  soft delete (``active`` 0)
+- ``GET /servicem8/api_1.0/attachment/{uuid}.file``  an attachment's bytes (see ``get_file``)
 - ``GET /servicem8/oauth/authorize``  auto-approves, 302 to ``redirect_uri?code=…&state=…``
 - ``POST /servicem8/oauth/access_token``  ``authorization_code`` / ``refresh_token`` grants
 
@@ -34,11 +35,16 @@ primary account), and ``$filter`` values on ``edit_date`` are read in that zone 
 states no zone for ``edit_date`` ("Timestamp at which record was last modified"); account-local
 time is NOTES.md §1's [mem] belief, emulated here so clients are forced to handle it. Local
 times repeated at a DST fall-back are read as the first (earlier) occurrence.
+
+Attachments: ``attachment`` is emulated too (read-only), its records also readable at
+``dboattachment/{uuid}.json`` (the spec's path for one attachment), and its files at
+``attachment/{uuid}.file`` (``get_file``; bytes derived from the uuid by ``attachment_file``).
 """
 
 from __future__ import annotations
 
 import functools
+import hashlib
 import hmac
 import json
 import re
@@ -359,6 +365,48 @@ JOBCONTACT_DEFAULTS: dict[str, Any] = {
 }
 
 
+# File attachments [spec: Attachment] on a job, a client, a staff member… (``related_object``,
+# lower case, and ``related_object_uuid``). related_object_uuid and created_by_staff_uuid (uuid)
+# are set by the seeder. ``file_type`` is the extension with its dot (".pdf"), ``photo_*`` are
+# strings, ``class_name`` (untyped, read-only) is left out. The bytes are ``attachment_file``.
+ATTACHMENT_DEFAULTS: dict[str, Any] = {
+    "related_object": "",
+    "attachment_name": "",
+    "file_type": "",
+    "attachment_source": "",  # e.g. "QUOTE", "INVOICE" [spec]
+    "tags": "",
+    "lng": 0.0,
+    "lat": 0.0,
+    "photo_width": "",
+    "photo_height": "",
+    "extracted_info": "",
+    "is_favourite": "0",
+    "metadata": "",
+    "timestamp": NO_DATE,
+}
+# file_type -> (Content-Type of the ``.file`` answer, leading "magic" bytes of such a file).
+FILE_TYPES: dict[str, tuple[str, bytes]] = {
+    ".pdf": ("application/pdf", b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n"),
+    ".jpg": ("image/jpeg", b"\xff\xd8\xff\xe0\x00\x10JFIF\x00"),
+    ".jpeg": ("image/jpeg", b"\xff\xd8\xff\xe0\x00\x10JFIF\x00"),
+    ".png": ("image/png", b"\x89PNG\r\n\x1a\n"),
+    ".txt": ("text/plain", b""),
+}
+_FILE_MIN, _FILE_SPREAD = 1024, 160 * 1024
+
+
+def attachment_file(uuid: str, file_type: str) -> tuple[bytes, str]:
+    """The bytes and Content-Type of an attachment's file: a pure function of its uuid and
+    ``file_type`` (the type's magic bytes, then SHAKE-256 of the uuid), 1–161 KiB long, so a
+    download can be compared with what the sandbox serves without storing any file."""
+    unknown = ("application/octet-stream", b"")
+    content_type, magic = FILE_TYPES.get(file_type.strip().lower(), unknown)
+    uid = uuid.lower()
+    size = _FILE_MIN + int(uid.replace("-", "")[:8], 16) % _FILE_SPREAD
+    body = hashlib.shake_256(f"servicem8-attachment:{uid}".encode()).digest(size - len(magic))
+    return magic + body, content_type
+
+
 @dataclass(frozen=True)
 class ObjectSpec:
     """An emulated ServiceM8 object: read scopes, field defaults and (if writable) its writes.
@@ -423,8 +471,16 @@ OBJECTS: dict[str, ObjectSpec] = {
         ),
         ObjectSpec("taxrate", frozenset({"read_tax_rates", "manage_tax_rates"}), TAXRATE_DEFAULTS),
         ObjectSpec("vendor", frozenset({"vendor"}), VENDOR_DEFAULTS),
+        ObjectSpec(
+            "attachment",
+            frozenset({"read_attachments", "manage_attachments"}),
+            ATTACHMENT_DEFAULTS,
+        ),
     )
 }
+# Other names of an object in the spec's paths: one attachment is read at
+# ``/dboattachment/{uuid}.json`` while the list is ``/attachment.json``.
+OBJECT_ALIASES = {"dboattachment": "attachment"}
 
 
 class FilterError(ValueError):
@@ -619,6 +675,10 @@ class ServiceM8Api(ProviderApi):
                 ),
             ),
             (
+                Rule(f"{API_PREFIX}/<obj>/<uuid>.file", methods=["GET"], endpoint="sm8.file"),
+                Endpoint(p, "api", self.get_file, f"{API_PREFIX}/{{obj}}/{{uuid}}.file", ("obj",)),
+            ),
+            (
                 Rule(f"{API_PREFIX}/<obj>.json", methods=["POST"], endpoint="sm8.create"),
                 Endpoint(p, "api", self.create_record, f"{API_PREFIX}/{{obj}}.json", ("obj",)),
             ),
@@ -707,7 +767,7 @@ class ServiceM8Api(ProviderApi):
         limited = self.check_rate_limit(principal)
         if limited is not None:
             return limited
-        spec = OBJECTS.get(obj)
+        spec = OBJECTS.get(OBJECT_ALIASES.get(obj, obj))
         if spec is None:
             return self.error_response(404, f"Object '{obj}' is not emulated by the sandbox.")
         if not principal.may_read(spec):
@@ -811,6 +871,30 @@ class ServiceM8Api(ProviderApi):
         if record is None:
             return self.error_response(404)
         return json_text_response(self._render(record, ZoneInfo(principal.account.timezone)))
+
+    def get_file(self, request: Request, obj: str, uuid: str) -> Response:
+        """``GET /attachment/{uuid}.file``: the attachment's bytes (``attachment_file``) with
+        their Content-Type and Content-Length, under the list's auth, scopes and rate limits.
+
+        Not in the OpenAPI file: the docs' "Attaching files to a Job Diary" guide
+        (https://developer.servicem8.com/docs/attaching-files-to-a-job-diary) uploads with
+        ``POST`` to this address and says files "can then be retrieved via the API". A deleted
+        attachment (``active`` 0) is still served, like its record; a missing one is 404.
+        """
+        begun = self._begin(request, obj)
+        if isinstance(begun, Response):
+            return begun
+        principal, spec = begun
+        if spec.name != "attachment":
+            return self.error_response(404, f"'{obj}' records have no files.")
+        if not _UUID.match(uuid):
+            return self.error_response(400, "Invalid UUID.")
+        collection = Collection(PROVIDER, principal.account.uuid, spec.name)
+        record = self.store.get(collection, uuid.lower())
+        if record is None:
+            return self.error_response(404)
+        body, content_type = attachment_file(str(record.id), str(record.data.get("file_type", "")))
+        return Response(body, status=200, content_type=content_type)
 
     # --- writes --------------------------------------------------------------------------------
 

@@ -188,7 +188,7 @@ def test_servicetitan_fixtures_are_complete_spec_records(st_raw_specs, name, whe
 
 def test_servicem8_entities_capabilities_and_lookback():
     provider = registry.get("servicem8")
-    assert provider.entities == ("clients", "contacts", "staff", "jobs", "materials")
+    assert provider.entities == ("clients", "contacts", "staff", "jobs", "materials", "attachments")
     assert {
         Capability.READ_CLIENTS,
         Capability.READ_CONTACTS,

@@ -5,6 +5,9 @@
   https://developer.servicem8.com/docs/pagination (not in the OpenAPI file).
 - One record: `GET /{object}/{uuid}.json` returns the object itself (spec: e.g.
   `/job/{uuid}.json` → components.schemas.Job), 404 when there is no such uuid.
+- A file: `GET /attachment/{uuid}.file` returns an attachment's bytes
+  (https://developer.servicem8.com/docs/attaching-files-to-a-job-diary uploads with `POST` to
+  the same address; the OpenAPI file lists neither).
 - Errors: `{"errorCode": …, "message": …}`; a 429's message says whether the per-minute or the
   per-day limit was hit (spec info.description: 180/min and 20,000/day per add-on per account).
 """
@@ -73,3 +76,8 @@ class ServiceM8Client(ApiClient):
                 provider=self.provider,
             )
         return record
+
+    def download(self, object_name: str, uuid: str) -> Response:
+        """`GET /{object}/{uuid}.file`, streamed: read it with `iter_bytes()`. Raises
+        ProviderNotFoundError on 404, like any other call."""
+        return self.stream(f"{object_name}/{uuid}.file", headers={"Accept": "*/*"})

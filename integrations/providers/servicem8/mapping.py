@@ -11,16 +11,20 @@ ServiceM8 quirks handled here (NOTES.md §1, Gotchas):
   (spec: DELETE /job/{uuid}.json, "Deleting a record sets its active field to 0");
 - a quote is not an object of its own: it is a `job` in status Quote, so a job that is or was
   a quote maps to both an ExternalJob and an ExternalQuote with the same id, and its line items
-  are the job's `jobmaterial`s.
+  are the job's `jobmaterial`s;
+- an `attachment` belongs to any object (`related_object`: "job", "company", "staff"…); only
+  job attachments are kept, and `file_type` is the file's extension (".pdf").
 """
 
 from __future__ import annotations
 
+import mimetypes
 from datetime import UTC, datetime
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from zoneinfo import ZoneInfo
 
 from integrations.base import (
+    ExternalAttachment,
     ExternalClient,
     ExternalContact,
     ExternalJob,
@@ -249,4 +253,47 @@ def jobmaterial_to_material(raw: dict, *, tz: ZoneInfo) -> ExternalJobMaterial:
         unit_price=unit_price,
         total=(quantity * unit_price).quantize(CENT, rounding=ROUND_HALF_UP),
         sort_order=int(as_decimal(sort_order)),
+    )
+
+
+def _extension(file_type: str) -> str:
+    """`file_type` as ".ext" ("pdf", ".PDF" → ".pdf"); "" when it is not an extension."""
+    text = file_type.strip().lower()
+    if not text or "/" in text:
+        return ""
+    text = text if text.startswith(".") else f".{text}"
+    return text if text[1:].isalnum() and len(text) <= 16 else ""
+
+
+def attachment_content_type(file_type: str) -> str:
+    """The MIME type of a `file_type` (".jpg" → "image/jpeg"; a value that already is a MIME
+    type is kept); "application/octet-stream" when unknown."""
+    text = file_type.strip().lower()
+    if "/" in text:
+        return text
+    guessed, _ = mimetypes.guess_type(f"file{_extension(text)}", strict=False)
+    return guessed or "application/octet-stream"
+
+
+def attachment_to_attachment(raw: dict, *, tz: ZoneInfo) -> ExternalAttachment | None:
+    """An `attachment` on a job; None for one of another object (a client's or staff member's
+    file: not shown in the portal, skipped rather than an error). `attachment_name` may lack
+    the extension that `file_type` gives: it is added so a download gets a usable name.
+    ServiceM8 does not say how big a file is (spec: Attachment), so `size_bytes` stays None."""
+    if _text(raw, "related_object").lower() != "job":
+        return None
+    job_uuid = _ref(raw, "related_object_uuid")
+    if job_uuid is None:
+        raise ValueError("servicem8: a job attachment without related_object_uuid")
+    file_type = _text(raw, "file_type")
+    extension = _extension(file_type)
+    name = _text(raw, "attachment_name")
+    if extension and not name.lower().endswith(extension):
+        name = f"{name}{extension}" if name else f"attachment{extension}"
+    return ExternalAttachment(
+        **_base(raw, tz),
+        job_external_id=job_uuid,
+        file_name=name or "attachment",
+        content_type=attachment_content_type(file_type),
+        provider_reference=raw["uuid"],
     )

@@ -8,10 +8,14 @@
 - Rate limits: 180 requests a minute and 20,000 a day per add-on per account (spec
   info.description); 429 otherwise.
 - Entities, in dependency order: clients (`company`), contacts (`companycontact`), staff
-  (`staff`), jobs (`job`; a job that is or was a quote also yields its ExternalQuote) and
-  materials (`jobmaterial`, the jobs' and quotes' line items).
+  (`staff`), jobs (`job`; a job that is or was a quote also yields its ExternalQuote),
+  materials (`jobmaterial`, the jobs' and quotes' line items) and attachments (`attachment`:
+  the metadata of the files on jobs; files on other objects are skipped).
 - Reads: `GET /{object}.json`, cursor-paged (client.py); one record: `GET /{object}/{uuid}.json`
-  (spec: paths `/job.json`, `/job/{uuid}.json`). Deleted records stay listed with active 0.
+  (spec: paths `/job.json`, `/job/{uuid}.json`; an attachment is `/dboattachment/{uuid}.json`).
+  Deleted records stay listed with active 0.
+- Files: `GET /attachment/{uuid}.file` streams an attachment's bytes with the same
+  credentials (scope `read_attachments`); the portal serves them, never a provider URL.
 - Incremental reads: `$filter=edit_date gt '…'` only (no `ge`), in the account's local time;
   we ask from one second before the cursor so the read is inclusive
   (https://developer.servicem8.com/docs/filtering).
@@ -20,6 +24,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from typing import ClassVar
@@ -28,6 +33,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from integrations.auth import ApiKeyHeaderAuth, Auth, RefreshTokenAuth
 from integrations.base import (
     AccountInfo,
+    AttachmentContent,
     Capability,
     ExternalJob,
     ExternalQuote,
@@ -35,7 +41,11 @@ from integrations.base import (
     Provider,
 )
 from integrations.conf import integration_setting
-from integrations.exceptions import ProviderMalformedResponseError, ProviderNotFoundError
+from integrations.exceptions import (
+    ProviderMalformedResponseError,
+    ProviderNotFoundError,
+    ProviderValidationError,
+)
 from integrations.providers.servicem8 import mapping, writes
 from integrations.providers.servicem8.client import ServiceM8Client
 from integrations.ratelimit import RateWindow
@@ -51,6 +61,7 @@ UNKNOWN_ZONE_MARGIN = timedelta(hours=14)
 # (The one-second step back that makes `gt` inclusive is done in `_since_filter`.)
 DST_REPEAT_SECONDS = 3600
 LATE_WRITE_SECONDS = 300
+UUID_RE = re.compile(r"^[0-9a-f]{8}(-[0-9a-f]{4}){3}-[0-9a-f]{12}$", re.IGNORECASE)
 
 
 class ServiceM8Provider(Provider):
@@ -64,6 +75,7 @@ class ServiceM8Provider(Provider):
             Capability.READ_STAFF,
             Capability.READ_JOBS,
             Capability.READ_QUOTES,
+            Capability.READ_ATTACHMENTS,
             Capability.WRITE_QUOTE_DECISION,
         }
     )
@@ -85,7 +97,7 @@ class ServiceM8Provider(Provider):
     # Asked for by "Connect" (SERVICEM8_OAUTH_SCOPES overrides): reads, quote decisions, notes.
     oauth_scopes: ClassVar[str] = (
         "vendor read_customers read_customer_contacts read_jobs manage_jobs read_job_materials "
-        "manage_job_materials read_staff read_job_notes publish_job_notes"
+        "manage_job_materials read_staff read_job_notes publish_job_notes read_attachments"
     )
     permission_hint = (
         "the OAuth connection lacks a scope this needs (e.g. vendor, read_customers, read_jobs); "
@@ -157,8 +169,12 @@ class ServiceM8Provider(Provider):
         "staff": "staff",
         "jobs": "job",
         "materials": "jobmaterial",
+        "attachments": "attachment",
     }
     entities = tuple(objects)
+    # One record's object, where the spec names it differently from the list
+    # (spec: `/attachment.json` lists, `/dboattachment/{uuid}.json` reads one).
+    record_objects: ClassVar[dict[str, str]] = {"attachments": "dboattachment"}
 
     def _object(self, entity: str) -> str:
         try:
@@ -187,6 +203,10 @@ class ServiceM8Provider(Provider):
                 return mapping.job_to_records(raw, tz=zone, currency=currency)
             case "materials":
                 return mapping.jobmaterial_to_material(raw, tz=zone)
+            case "attachments":
+                # A file on another object (a client, a staff member) maps to nothing.
+                attachment = mapping.attachment_to_attachment(raw, tz=zone)
+                return () if attachment is None else attachment
         raise ValueError(f"servicem8 cannot map {entity}")
 
     def record_types(self, entity: str) -> tuple[type[ExternalRecord], ...]:
@@ -204,7 +224,26 @@ class ServiceM8Provider(Provider):
     def fetch_record(self, entity: str, external_id: str) -> dict | None:
         """`GET /{object}/{uuid}.json`; None on 404. A deleted record is still returned (with
         active 0), so None means it never existed or is gone for good."""
+        object_name = self.record_objects.get(entity) or self._object(entity)
         try:
-            return self.get_client().get_record(self._object(entity), external_id)
+            return self.get_client().get_record(object_name, external_id)
         except ProviderNotFoundError:
             return None
+
+    def attachment_download(self, reference: str) -> AttachmentContent:
+        """`GET /attachment/{uuid}.file`, streamed. The content type and size are the
+        response's own (`Content-Length`, unless the body is compressed in transit)."""
+        if not UUID_RE.match(reference or ""):
+            raise ProviderValidationError(
+                "servicem8: an attachment reference is a uuid", provider=self.key
+            )
+        response = self.get_client().download("attachment", reference.lower())
+        content_type = (response.header("content-type") or "").strip()
+        encoding = (response.header("content-encoding") or "identity").strip().lower()
+        length = (response.header("content-length") or "").strip()
+        size = int(length) if length.isdigit() and encoding == "identity" else None
+        return AttachmentContent(
+            content_type=content_type or "application/octet-stream",
+            chunks=response.iter_bytes(),
+            size=size,
+        )

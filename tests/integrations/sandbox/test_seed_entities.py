@@ -25,8 +25,8 @@ NOW = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
 SM8_ACCOUNT = accounts.SERVICEM8_ACCOUNT.uuid
 TENANT = accounts.SERVICETITAN_TENANT.tenant_id
 SM8_OBJECTS = (
-    "company companycontact staff job jobmaterial jobactivity material category taxrate".split()
-)
+    "company companycontact staff job jobmaterial jobactivity attachment material category taxrate"
+).split()
 ST_OBJECTS = (
     "customers locations contacts jobs appointments estimates technicians employees "
     "business-units job-types categories services materials equipment"
