@@ -24,9 +24,16 @@ RUN DJANGO_SECRET_KEY=build-only-0123456789abcdefghijklmnopqrstuvwxyzABCDEFGH \
     REDIS_URL=redis://localhost:6379/0 \
     FIELD_ENCRYPTION_KEYS=tUJvDsoZ2Xqf2iC7EO3P6A2yKXJ5WrLpbr3KytmRZ-E= \
     python manage.py collectstatic --noinput \
- && mkdir -p /app/var && chown -R app:app /app/var /app/staticfiles
+ && mkdir -p /app/var/prometheus/web /app/var/prometheus/worker /app/var/prometheus/beat \
+ && chown -R app:app /app/var /app/staticfiles
+
+# Prometheus multiprocess mode (config/metrics.py): each process group writes its own directory
+# under var/prometheus/ (docker-compose.yml sets the worker's and beat's); /metrics adds them
+# all up.
+# gunicorn empties the web one at start (config/gunicorn.py).
+ENV PROMETHEUS_MULTIPROC_DIR=/app/var/prometheus/web
 
 USER app
 EXPOSE 8000
 
-CMD ["gunicorn", "config.wsgi:application", "--bind", "0.0.0.0:8000", "--workers", "3", "--access-logfile", "-"]
+CMD ["gunicorn", "config.wsgi:application", "--config", "config/gunicorn.py"]

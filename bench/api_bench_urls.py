@@ -1,12 +1,15 @@
 """The site's URLs plus the API benchmark's baseline: a bare Django view answering the quotes
-list's first page from the same query (`quote_list_visible_to`, newest first, 50 a page, one
-extra row to know there is a next page) as plain JSON, with no DRF in the way."""
+list's first page from the same query (`quote_list_visible_to`, newest first, the same
+deferred columns, 50 a page, one extra row to know there is a next page) as plain JSON, with no
+DRF in the way."""
 
 from django.core.serializers.json import DjangoJSONEncoder
 from django.http import HttpRequest, JsonResponse
 from django.urls import path
 
+from config.urls import handler404, handler500  # noqa: F401 - the site's error handlers
 from config.urls import urlpatterns as site_urlpatterns
+from quotes.apis import LIST_DEFERRED
 from quotes.selectors import quote_list_visible_to
 
 PAGE = 50
@@ -15,7 +18,8 @@ PAGE = 50
 def quote_page_baseline(request: HttpRequest) -> JsonResponse:
     if not request.user.is_authenticated:
         return JsonResponse({"error": "sign in"}, status=401)
-    rows = list(quote_list_visible_to(user=request.user).order_by("-id")[: PAGE + 1])
+    quotes = quote_list_visible_to(user=request.user).defer(*LIST_DEFERRED)
+    rows = list(quotes.order_by("-id")[: PAGE + 1])
     results = [
         {
             "id": q.id,

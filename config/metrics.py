@@ -5,14 +5,22 @@ database at scrape time.
   labelled by route (the URL pattern's name, never the raw path: one series per endpoint,
   not per object), method and status class (2xx…).
 - Sync runs and records, the outbox (depth, age of the oldest undelivered write) and webhook
-  events are read from PostgreSQL when Prometheus scrapes (`DatabaseCollector`). Celery
-  workers are separate processes: counters they incremented would not be visible here, and
-  the database is the one place every process writes to.
+  events are read from PostgreSQL when Prometheus scrapes (`DatabaseCollector`): Celery
+  workers are separate processes, and the database is the one place every process writes to.
+  They are gauges: runs and records of the runs *started in the last 24 hours* by status
+  (a running run changes status; old runs leave the window and may be pruned), webhook
+  deliveries stored in the last 24 hours, runs in progress, outbox events by status. The
+  figures are read at most every 15 seconds per process (`DB_CACHE_SECONDS`), however many
+  scrapers ask, and each query is an aggregate bounded by that window.
 - Provider calls (`integrations.metrics`) are counted in the process that makes them. Web
-  processes' counts show up directly; to see the workers' (and every gunicorn worker's) in
-  one scrape, run every process with PROMETHEUS_MULTIPROC_DIR set to one shared, emptied-at-
-  start directory: this view then aggregates all processes' files (prometheus_client's
-  multiprocess mode).
+  processes' counts show up directly. To see the workers' and every gunicorn worker's in one
+  scrape, use prometheus_client's multiprocess mode: give each process group its own
+  directory under one parent, emptied when the group starts (`PROMETHEUS_MULTIPROC_DIR`:
+  var/prometheus/web for gunicorn, var/prometheus/worker for Celery; process ids repeat
+  across containers, so groups must not share a directory). This view then adds up the
+  metric files of its own directory and of its sibling directories. gunicorn's
+  config/gunicorn.py empties the web directory at start and marks dead workers
+  (`child_exit` → `mark_process_dead`); docker-compose.yml and Procfile.dev set it up.
 
 Access: `Authorization: Bearer <METRICS_TOKEN>` (when the setting is set) or a superuser's
 session; anyone else gets 401.
@@ -23,7 +31,10 @@ from __future__ import annotations
 import hmac
 import logging
 import os
+import threading
 import time
+from datetime import timedelta
+from pathlib import Path
 
 from django.conf import settings
 from django.db import DatabaseError, transaction
@@ -40,7 +51,7 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 logger = logging.getLogger("config.metrics")
@@ -58,6 +69,10 @@ HTTP_LATENCY = Histogram(
 )
 METHODS = {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}
 UNDELIVERED = ("pending", "sending", "failed")
+# The database figures: runs and webhook deliveries of this window, read at most this often.
+DB_WINDOW = timedelta(hours=24)
+DB_CACHE_SECONDS = 15.0
+RECORD_OUTCOMES = ("fetched", "created", "updated", "unchanged", "deleted", "failed", "held")
 
 
 def route_label(request: HttpRequest) -> str:
@@ -89,8 +104,17 @@ class RequestMetricsMiddleware:
 
 
 class DatabaseCollector(Collector):
-    """Sync, outbox and webhook figures, read from the database at scrape time (a handful of
-    aggregate queries over indexed columns)."""
+    """Sync, outbox and webhook figures, read from the database at scrape time: a handful of
+    aggregate queries, over the last `DB_WINDOW` for runs and webhook deliveries, cached for
+    `DB_CACHE_SECONDS` in this process."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._cached: tuple[float, dict] | None = None
+
+    def cache_clear(self) -> None:
+        with self._lock:
+            self._cached = None
 
     def describe(self):
         # Names only: registering must not query the database.
@@ -98,10 +122,10 @@ class DatabaseCollector(Collector):
 
     def _families(self) -> dict:
         return {
-            "runs": CounterMetricFamily(
-                "fieldbridge_sync_runs",
-                "Sync runs recorded, by provider, mode and status (a running one counts under "
-                "running until it ends).",
+            "runs": GaugeMetricFamily(
+                "fieldbridge_sync_runs_recent",
+                "Sync runs started in the last 24 hours, by provider, mode and status (a gauge: "
+                "a running run moves to its final status, and runs leave the window).",
                 labels=["provider", "mode", "status"],
             ),
             "in_progress": GaugeMetricFamily(
@@ -109,9 +133,10 @@ class DatabaseCollector(Collector):
                 "Runs not finished: queued (no worker yet) or running.",
                 labels=["provider", "state"],
             ),
-            "records": CounterMetricFamily(
-                "fieldbridge_sync_records",
-                "Records handled by sync runs, by provider and outcome.",
+            "records": GaugeMetricFamily(
+                "fieldbridge_sync_records_recent",
+                "Records handled by the sync runs started in the last 24 hours, by provider and "
+                "outcome.",
                 labels=["provider", "outcome"],
             ),
             "outbox": GaugeMetricFamily(
@@ -127,9 +152,9 @@ class DatabaseCollector(Collector):
                 "fieldbridge_outbox_oldest_age_seconds",
                 "Age of the oldest write not yet delivered (0 when none waits).",
             ),
-            "webhooks": CounterMetricFamily(
-                "fieldbridge_webhook_events",
-                "Webhook deliveries stored, by provider and status.",
+            "webhooks": GaugeMetricFamily(
+                "fieldbridge_webhook_events_recent",
+                "Webhook deliveries stored in the last 24 hours, by provider and status.",
                 labels=["provider", "status"],
             ),
             "db_up": GaugeMetricFamily(
@@ -141,39 +166,51 @@ class DatabaseCollector(Collector):
     def collect(self):
         families = self._families()
         try:
-            self._fill(families)
+            figures = self._figures()
         except DatabaseError:
             logger.warning("metrics: could not read the database", exc_info=True)
             families["db_up"].add_metric([], 0)
             yield families["db_up"]
             return
+        for key, samples in figures.items():
+            for labels, value in samples:
+                families[key].add_metric(labels, value)
         families["db_up"].add_metric([], 1)
         yield from families.values()
 
-    def _fill(self, families: dict) -> None:
+    def _figures(self) -> dict[str, list[tuple[list[str], float]]]:
+        """The samples of each family, from the cache when it is fresh."""
+        with self._lock:
+            now = time.monotonic()
+            if self._cached is None or now - self._cached[0] >= DB_CACHE_SECONDS:
+                self._cached = (now, self._read())
+            return self._cached[1]
+
+    def _read(self) -> dict[str, list[tuple[list[str], float]]]:
         from sync.models import OutboxEvent, SyncRun, WebhookEvent
 
         now = timezone.now()
-        runs = SyncRun.objects.values("integration__provider", "mode", "status").annotate(
-            n=Count("id"),
-            fetched=Sum("fetched_count"),
-            created=Sum("created_count"),
-            updated=Sum("updated_count"),
-            unchanged=Sum("unchanged_count"),
-            deleted=Sum("deleted_count"),
-            failed=Sum("failed_count"),
-            held=Sum("held_count"),
+        since = now - DB_WINDOW
+        figures: dict[str, list[tuple[list[str], float]]] = {
+            key: [] for key in ("runs", "in_progress", "records", "outbox")
+        }
+        figures |= {"outbox_depth": [], "outbox_age": [], "webhooks": []}
+        runs = (
+            SyncRun.objects.filter(started_at__gte=since)
+            .values("integration__provider", "mode", "status")
+            .annotate(
+                n=Count("id"),
+                **{outcome: Sum(f"{outcome}_count") for outcome in RECORD_OUTCOMES},
+            )
         )
         records: dict[tuple[str, str], int] = {}
         for row in runs:
             provider = row["integration__provider"]
-            families["runs"].add_metric([provider, row["mode"], row["status"]], row["n"])
-            for outcome in ("fetched", "created", "updated", "unchanged", "deleted", "failed"):
+            figures["runs"].append(([provider, row["mode"], row["status"]], row["n"]))
+            for outcome in RECORD_OUTCOMES:
                 key = (provider, outcome)
                 records[key] = records.get(key, 0) + (row[outcome] or 0)
-            records[(provider, "held")] = records.get((provider, "held"), 0) + (row["held"] or 0)
-        for (provider, outcome), value in sorted(records.items()):
-            families["records"].add_metric([provider, outcome], value)
+        figures["records"] = [([p, o], v) for (p, o), v in sorted(records.items())]
 
         active = (
             SyncRun.objects.filter(status=SyncRun.Status.RUNNING)
@@ -185,33 +222,59 @@ class DatabaseCollector(Collector):
         )
         for row in active:
             for state in ("queued", "running"):
-                families["in_progress"].add_metric(
-                    [row["integration__provider"], state], row[state]
-                )
+                figures["in_progress"].append(([row["integration__provider"], state], row[state]))
 
         by_status = dict(
             OutboxEvent.objects.values("status").annotate(n=Count("id")).values_list("status", "n")
         )
         for status in OutboxEvent.Status.values:
-            families["outbox"].add_metric([status], by_status.get(status, 0))
-        families["outbox_depth"].add_metric([], sum(by_status.get(s, 0) for s in UNDELIVERED))
+            figures["outbox"].append(([status], by_status.get(status, 0)))
+        depth = sum(by_status.get(s, 0) for s in UNDELIVERED)
+        figures["outbox_depth"].append(([], depth))
         oldest = OutboxEvent.objects.filter(status__in=UNDELIVERED).aggregate(t=Min("created_at"))
         age = (now - oldest["t"]).total_seconds() if oldest["t"] else 0.0
-        families["outbox_age"].add_metric([], max(age, 0.0))
+        figures["outbox_age"].append(([], max(age, 0.0)))
 
-        webhooks = WebhookEvent.objects.values("provider", "status").annotate(n=Count("id"))
+        webhooks = (
+            WebhookEvent.objects.filter(created_at__gte=since)
+            .values("provider", "status")
+            .annotate(n=Count("id"))
+        )
         for row in webhooks:
-            families["webhooks"].add_metric([row["provider"], row["status"]], row["n"])
+            figures["webhooks"].append(([row["provider"], row["status"]], row["n"]))
+        return figures
+
+
+class SiblingsMultiProcessCollector(Collector):
+    """prometheus_client's MultiProcessCollector over several process groups' directories:
+    `directory` (this process's PROMETHEUS_MULTIPROC_DIR) and the directories next to it."""
+
+    PATTERNS = ("counter_*.db", "gauge_*.db", "histogram_*.db", "summary_*.db")
+
+    def __init__(self, directory: str) -> None:
+        self.directory = Path(directory).resolve()
+
+    def files(self) -> list[str]:
+        groups = [self.directory]
+        groups += sorted(
+            p for p in self.directory.parent.iterdir() if p.is_dir() and p != self.directory
+        )
+        return [
+            str(f) for group in groups for pattern in self.PATTERNS for f in group.glob(pattern)
+        ]
+
+    def collect(self):
+        from prometheus_client.multiprocess import MultiProcessCollector
+
+        return MultiProcessCollector.merge(self.files(), accumulate=True)
 
 
 DATABASE_COLLECTOR = DatabaseCollector()
 if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
     # Multiprocess mode: live metrics come from every process's files, not this one's registry.
     def _registry() -> CollectorRegistry:
-        from prometheus_client import multiprocess
-
         registry = CollectorRegistry()
-        multiprocess.MultiProcessCollector(registry)
+        registry.register(SiblingsMultiProcessCollector(os.environ["PROMETHEUS_MULTIPROC_DIR"]))
         registry.register(DATABASE_COLLECTOR)
         return registry
 else:

@@ -27,3 +27,7 @@ urlpatterns = [
     path("quotes/", include("quotes.urls")),
     path("", include(("portal.urls", "portal"))),
 ]
+
+# JSON errors in the API's shape under /api/, the site's templates elsewhere (portal.api.errors).
+handler404 = "portal.api.errors.not_found"
+handler500 = "portal.api.errors.server_error"

@@ -20,6 +20,16 @@ from sync.models import OutboxEvent
 
 CONFLICT_CODES = {"already_decided", "not_open", "expired"}
 MONEY = {"max_digits": 14, "decimal_places": 2}
+# Columns a list page never shows: loading them costs more than the query (the raw payloads'
+# JSON, and a Fernet decryption of the integration's credentials on every row).
+LIST_DEFERRED = (
+    "raw",
+    "content_hash",
+    "client__raw",
+    "client__content_hash",
+    "integration__credentials",
+    "integration__config",
+)
 
 
 def decision_error(exc: QuoteDecisionError) -> ApiDomainError:
@@ -173,7 +183,7 @@ class QuoteListApi(CompanyScopedApiMixin, APIView):
         return get_paginated_response(
             pagination_class=self.pagination_class,
             serializer_class=self.OutputSerializer,
-            queryset=quotes,
+            queryset=quotes.defer(*LIST_DEFERRED),
             request=request,
             view=self,
         )

@@ -1,6 +1,7 @@
 """Sync control for company staff: test a connection, start syncs, read a sync's status, run
-the integration self-test. Client users get 404 for every integration (as for any object
-outside their scope); superusers may control every integration."""
+the integration self-test. As in the admin, team admins of the integration's company operate
+(test, self-test, start syncs) and every team member views (sync status); anyone else gets 404,
+as for any object outside their scope. Superusers may control every integration."""
 
 from django.db.models import QuerySet
 from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
@@ -17,6 +18,7 @@ from sync.control import (
     FULL_SYNC,
     RunLocked,
     SyncUnavailable,
+    integration_list_for_operators,
     integration_list_for_staff,
     integration_self_test,
     sync_start,
@@ -26,12 +28,20 @@ from sync.models import SyncRun
 
 TAG = ["sync"]
 NOT_FOUND = OpenApiResponse(description="No such integration, or not one of your company's.")
+NOT_OPERABLE = OpenApiResponse(
+    description="No such integration, or not one you may operate (a team admin of its company)."
+)
 
 
 class IntegrationScopedApi(CompanyScopedApiMixin, APIView):
-    """An integration the user's company owns (every one for a superuser), else 404."""
+    """An integration the user's company owns (every one for a superuser), else 404. With
+    `operates`, only one of a company where the user is a team admin (dispatchers: 404)."""
+
+    operates = False
 
     def integrations(self) -> QuerySet[Integration]:
+        if self.operates:
+            return integration_list_for_operators(user=self.request.user)
         return integration_list_for_staff(user=self.request.user)
 
     def get_integration(self, integration_id: int) -> Integration:
@@ -114,6 +124,8 @@ class SyncRunOutputSerializer(serializers.ModelSerializer):
 
 
 class IntegrationTestConnectionApi(IntegrationScopedApi):
+    operates = True
+
     class OutputSerializer(serializers.Serializer):
         result = serializers.ChoiceField(
             choices=["ok", "failed"], help_text="Whether the provider accepted the credentials."
@@ -127,9 +139,10 @@ class IntegrationTestConnectionApi(IntegrationScopedApi):
         operation_id="integration_test_connection",
         summary="Test an integration's connection",
         description="Calls the provider with the stored credentials (one small read) and keeps "
-        "the result on the integration, as the admin's Test connection does.",
+        "the result on the integration, as the admin's Test connection does. Team admins of "
+        "the integration's company (and superusers) only.",
         request=None,
-        responses={200: OutputSerializer, 404: NOT_FOUND},
+        responses={200: OutputSerializer, 404: NOT_OPERABLE},
     )
     def post(self, request, integration_id: int):
         integration = self.get_integration(integration_id)
@@ -152,6 +165,7 @@ class _SyncStartApi(IntegrationScopedApi):
     """One endpoint per portal action (see `sync.control.ACTION_RECORD_TYPES`)."""
 
     action: str
+    operates = True
 
     class InputSerializer(serializers.Serializer):
         mode = serializers.ChoiceField(
@@ -211,11 +225,12 @@ def _start_schema(action: str, summary: str, what: str, *, with_mode: bool = Tru
         description=f"Queues a sync of {what}. The runs are recorded before the task is queued: "
         "the answer carries their ids (status running, `started` false until a worker takes "
         "them). 409 when one of these entities is already syncing; 422 when the integration "
-        "is disabled or needs reauthorization.",
+        "is disabled or needs reauthorization. Team admins of the integration's company (and "
+        "superusers) only.",
         request=_SyncStartApi.InputSerializer if with_mode else None,
         responses={
             202: _SyncStartApi.OutputSerializer,
-            404: NOT_FOUND,
+            404: NOT_OPERABLE,
             409: OpenApiResponse(description="A sync of these entities is already running."),
             422: OpenApiResponse(description="The integration cannot sync now."),
         },
@@ -338,7 +353,8 @@ class IntegrationSyncStatusApi(IntegrationScopedApi):
         tags=TAG,
         operation_id="integration_sync_status",
         summary="Get an integration's sync status",
-        description="Its runs (the latest 20), per-entity state, counts and open errors.",
+        description="Its runs (the latest 20), per-entity state, counts and open errors. Every "
+        "team member of the integration's company (admins and dispatchers).",
         responses={200: OutputSerializer, 404: NOT_FOUND},
     )
     def get(self, request, integration_id: int):
@@ -367,6 +383,8 @@ class IntegrationSyncStatusApi(IntegrationScopedApi):
 
 
 class IntegrationSelfTestApi(IntegrationScopedApi):
+    operates = True
+
     class OutputSerializer(serializers.Serializer):
         class CheckSerializer(serializers.Serializer):
             name = serializers.ChoiceField(
@@ -396,9 +414,10 @@ class IntegrationSelfTestApi(IntegrationScopedApi):
         summary="Self-test an integration",
         description="Checks the whole integration: credentials, a live connection test (recorded "
         "like the admin's), the API budget, the last sync's health, the webhook configuration "
-        "and the outbox's dead letters. Each check passes or fails with a message.",
+        "and the outbox's dead letters. Each check passes or fails with a message. Team admins "
+        "of the integration's company (and superusers) only.",
         request=None,
-        responses={200: OutputSerializer, 404: NOT_FOUND},
+        responses={200: OutputSerializer, 404: NOT_OPERABLE},
     )
     def post(self, request, integration_id: int):
         integration = self.get_integration(integration_id)

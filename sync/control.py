@@ -1,6 +1,10 @@
 """Sync control for company staff (the API's /integrations/{id}/… endpoints): which
-integrations a user may control, starting syncs with real run ids, a sync's status, and the
-integration self-test.
+integrations a user may view and operate, starting syncs with real run ids, a sync's status,
+and the integration self-test.
+
+As in the admin, every team member of the integration's company may view (sync status), but
+only its team admins (TeamMembership role "admin") and superusers may operate: test the
+connection, run the self-test (a live call too) and start syncs.
 
 Starting a sync records its runs first (`sync.engine.sync_runs_queue`: "running" rows with no
 heartbeat yet) and queues `sync.sync_integration` with their ids on commit; the worker's runs
@@ -33,7 +37,7 @@ from integrations.exceptions import UnknownProvider
 from integrations.models import Integration
 from integrations.services import integration_test_connection, provider_for
 from integrations.webhooks import webhook_handler
-from portal.models import User
+from portal.models import TeamMembership, User
 from portal.selectors import company_list_visible_to
 from sync.dashboard import integration_budget
 from sync.engine import RunLocked, sync_runs_queue
@@ -51,11 +55,24 @@ class SyncUnavailable(Exception):
 
 
 def integration_list_for_staff(*, user: User) -> QuerySet[Integration]:
-    """Integrations whose sync the user may control: their companies' (portal.TeamMembership),
-    every one for a superuser, none for client users."""
+    """Integrations whose sync the user may view: their companies' (portal.TeamMembership, any
+    role), every one for a superuser, none for client users."""
     return Integration.objects.select_related("company").filter(
         company__in=company_list_visible_to(user=user)
     )
+
+
+def integration_list_for_operators(*, user: User) -> QuerySet[Integration]:
+    """Integrations the user may operate (test, self-test, start syncs): those of companies
+    where they are a team admin, every one for a superuser; none for dispatchers and client
+    users (the admin's rule: dispatchers only view)."""
+    if not getattr(user, "is_authenticated", False) or not user.is_active:
+        return Integration.objects.none()
+    integrations = Integration.objects.select_related("company")
+    if user.is_superuser:
+        return integrations.all()
+    admin_of = TeamMembership.objects.filter(user=user, role=TeamMembership.Role.ADMIN)
+    return integrations.filter(company_id__in=admin_of.values("company_id"))
 
 
 # -- starting syncs ---------------------------------------------------------------------------
@@ -349,6 +366,7 @@ __all__ = [
     "SYNC_ACTIONS",
     "RunLocked",
     "SyncUnavailable",
+    "integration_list_for_operators",
     "integration_list_for_staff",
     "integration_self_test",
     "sync_start",

@@ -6,6 +6,14 @@ always comes from the selectors (portal.selectors, quotes.selectors); a view nev
 own scope. As in PostHog's TeamAndOrgViewSetMixin, subclasses may not override
 `get_queryset`/`get_permissions`: start from a selector instead. An object outside the user's
 scope is a 404, never a 403, so ids of other tenants' objects cannot be probed.
+
+Throttling: the per-IP throttles run *before* authentication (DRF runs every throttle after
+it), so a flood of anonymous or bad-token requests is refused (429, Retry-After) without a
+token lookup each, and 401s carry the X-RateLimit-* headers too; the per-user throttles run
+after it, as usual.
+
+URLs are spelled exactly as in the schema: Django's APPEND_SLASH redirect is off for these
+views, so `GET /api/v1/quotes` is a JSON 404 (config/urls.py's handler404), not a 301.
 """
 
 import ipaddress
@@ -35,6 +43,31 @@ class CompanyScopedApiMixin(RateLimitHeadersMixin):
                     f"{cls.__name__} overrides {name}: start from a selector instead "
                     "(or name the escape hatch dangerously_*)."
                 )
+
+    @classmethod
+    def as_view(cls, **initkwargs):
+        view = super().as_view(**initkwargs)
+        view.should_append_slash = False  # as @no_append_slash: no 301 to the slashed path
+        return view
+
+    def perform_authentication(self, request) -> None:
+        self._check_throttles(request, before_authentication=True)
+        super().perform_authentication(request)
+
+    def check_throttles(self, request) -> None:
+        self._check_throttles(request, before_authentication=False)
+
+    def _check_throttles(self, request, *, before_authentication: bool) -> None:
+        """DRF's check_throttles for one phase: every throttle of the phase counts the request,
+        then the longest wait is the Retry-After."""
+        waits = [
+            throttle.wait()
+            for throttle in self.get_throttles()
+            if getattr(throttle, "before_authentication", False) is before_authentication
+            and not throttle.allow_request(request, self)
+        ]
+        if waits:
+            self.throttled(request, max((w for w in waits if w is not None), default=None))
 
     @cached_property
     def companies(self) -> QuerySet:

@@ -30,6 +30,10 @@ class ApiCursorPagination(pagination.CursorPagination):
         body["properties"]["previous"]["description"] = (
             "The previous page, or null on the first page."
         )
+        body["properties"]["results"]["description"] = (
+            "This page's objects, in the list's order (newest first unless the endpoint says "
+            "otherwise); at most `page_size`."
+        )
         body["required"] = ["next", "previous", "results"]
         return body
 

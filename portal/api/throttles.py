@@ -4,6 +4,10 @@ time (API_THROTTLE_RATE, API_THROTTLE_WRITE_RATE) so they can be changed without
 Each throttle records its state on the request; `RateLimitHeadersMixin` reports the tightest
 one as X-RateLimit-Limit / -Remaining / -Reset (seconds until a slot frees up). Over the
 limit DRF raises Throttled, which the exception handler turns into 429 with Retry-After.
+
+Throttles with `before_authentication` (the per-IP ones) are checked by
+`CompanyScopedApiMixin` before the request is authenticated, so unauthenticated and bad-token
+requests are limited (and cost no token lookup once over the limit).
 """
 
 from django.conf import settings
@@ -15,6 +19,7 @@ SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
 class _RateThrottle(throttling.SimpleRateThrottle):
     setting = "API_THROTTLE_RATE"
     writes_only = False
+    before_authentication = False
 
     def __init__(self) -> None:
         # Read per request, not at import (SimpleRateThrottle's class attribute).
@@ -53,6 +58,8 @@ class UserRateThrottle(_RateThrottle):
 
 
 class IpRateThrottle(_RateThrottle):
+    before_authentication = True  # needs no user: checked before authenticating
+
     def ident_for(self, request):
         return f"ip:{self.get_ident(request)}"
 

@@ -117,3 +117,35 @@ def test_the_limit_is_per_ip_as_well(world, settings):
         apis.append(bearer(raw))
     codes = [api.get(URL).status_code for api in apis]
     assert codes == [200, 200, 429]
+
+
+def test_unauthenticated_requests_carry_the_rate_limit_headers(settings):
+    settings.API_THROTTLE_RATE = "5/minute"
+    response = APIClient().get(URL)
+    assert response.status_code == 401
+    assert response["X-RateLimit-Limit"] == "5"
+    assert response["X-RateLimit-Remaining"] == "4"
+
+
+def test_bad_tokens_are_throttled_per_ip_before_any_token_lookup(world, settings):
+    """DRF authenticates before throttling: without the per-IP check first, every bad token
+    would be a 401 and a database lookup, forever."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    settings.API_THROTTLE_RATE = "3/minute"
+    api = bearer("fb_0123456789ab_not-the-secret")
+    for remaining in ("2", "1", "0"):
+        response = api.get(URL)
+        assert response.status_code == 401
+        assert response["X-RateLimit-Remaining"] == remaining
+    with CaptureQueriesContext(connection) as queries:
+        over = api.get(URL)
+    assert over.status_code == 429
+    assert 0 < int(over["Retry-After"]) <= 60
+    assert over["X-RateLimit-Limit"] == "3" and over["X-RateLimit-Remaining"] == "0"
+    assert over.json()["error"]["code"] == "throttled"
+    assert not [q for q in queries.captured_queries if "portal_apitoken" in q["sql"]]
+    # A good token from the same address is refused too: the limit is the address's.
+    _token, raw = api_token_create(user=world.client_user, name="erp")
+    assert bearer(raw).get(URL).status_code == 429

@@ -2,11 +2,11 @@
 sync status, self-test; who may use it."""
 
 import pytest
-from django.urls import include, path
 from rest_framework.test import APIClient
 
-import config.api_urls
-from config.urls import urlpatterns as site_urlpatterns
+from integrations import registry
+from integrations.models import ConnectionTest
+from portal.models import TeamMembership
 from sync import control
 from sync.engine import (
     IntegrationUnavailable,
@@ -28,17 +28,10 @@ pytestmark = pytest.mark.django_db
 
 API = "/api/v1/integrations"
 ACTIONS = ("sync_companies", "sync_jobs", "sync_quotes", "full_sync")
-# Until config/api_urls.py includes sync.api_urls, the tests mount it themselves.
-WIRED = any(
-    "sync.api_urls" in str(getattr(p, "urlconf_name", "")) for p in config.api_urls.urlpatterns
-)
-urlpatterns = [*site_urlpatterns, path("api/v1/", include(("sync.api_urls", "sync")))]
 
 
 @pytest.fixture(autouse=True)
-def _urls_and_rates(settings):
-    if not WIRED:
-        settings.ROOT_URLCONF = __name__
+def _rates(settings):
     # The throttles count per IP in the shared cache: other tests' requests must not spill over.
     settings.API_THROTTLE_RATE = settings.API_THROTTLE_WRITE_RATE = "100000/minute"
 
@@ -53,8 +46,8 @@ def queued(monkeypatch):
     return sent
 
 
-def staff_client(company) -> APIClient:
-    membership = factories.TeamMembershipFactory(company=company)
+def staff_client(company, role=TeamMembership.Role.ADMIN) -> APIClient:
+    membership = factories.TeamMembershipFactory(company=company, role=role)
     api = APIClient()
     api.force_login(membership.user)
     return api
@@ -96,15 +89,17 @@ def test_each_action_maps_to_the_providers_entities(integration):
         ("servicem8", "sync_companies"): ["clients", "contacts"],
         ("servicem8", "sync_jobs"): ["staff", "jobs", "materials"],
         ("servicem8", "sync_quotes"): ["jobs", "materials"],  # a ServiceM8 quote is a job
-        ("servicem8", "full_sync"): ["clients", "contacts", "staff", "jobs", "materials"],
         ("servicetitan", "sync_companies"): ["clients"],
         ("servicetitan", "sync_jobs"): ["staff", "jobs"],
         ("servicetitan", "sync_quotes"): ["quotes"],
-        ("servicetitan", "full_sync"): ["clients", "staff", "jobs", "quotes"],
     }
     for (provider, action), entities in expected.items():
         target = integration if provider == "servicem8" else st
         assert control.sync_action_entities(integration=target, action=action) == entities
+    for target in (integration, st):  # a full sync: every entity, in the provider's order
+        everything = list(registry.get(target.provider).entities)
+        assert control.sync_action_entities(integration=target, action="full_sync") == everything
+        assert everything[:2] in (["clients", "contacts"], ["clients", "staff"])
 
 
 def test_a_second_start_while_one_runs_is_409(integration, queued):
@@ -161,6 +156,55 @@ def test_client_users_get_404(integration, queued, method, endpoint):
     response = getattr(api, method)(f"{API}/{integration.pk}/{endpoint}")
     assert response.status_code == 404
     assert not SyncRun.objects.exists() and not queued
+
+
+OPERATIONS = [(method, endpoint) for method, endpoint in ENDPOINTS if endpoint != "sync-status"]
+
+
+@pytest.mark.parametrize(("method", "endpoint"), OPERATIONS)
+def test_dispatchers_may_not_operate(integration, queued, method, endpoint):
+    """As in the admin: dispatchers view, only team admins test, self-test and start syncs."""
+    api = staff_client(integration.company, role=TeamMembership.Role.DISPATCHER)
+    response = getattr(api, method)(f"{API}/{integration.pk}/{endpoint}")
+    assert response.status_code == 404
+    assert response.json()["error"]["code"] == "not_found"
+    assert not SyncRun.objects.exists() and not queued
+    assert not ConnectionTest.objects.exists()
+    integration.refresh_from_db()
+    assert integration.last_test_at is None
+
+
+def test_dispatchers_view_the_sync_status(integration):
+    api = staff_client(integration.company, role=TeamMembership.Role.DISPATCHER)
+    response = api.get(f"{API}/{integration.pk}/sync-status")
+    assert response.status_code == 200
+    assert response.json()["integration_id"] == integration.pk
+
+
+def test_an_admin_elsewhere_is_a_dispatcher_here(integration, queued):
+    """The role that counts is the one in the integration's company."""
+    membership = factories.TeamMembershipFactory(role=TeamMembership.Role.ADMIN)
+    factories.TeamMembershipFactory(
+        user=membership.user, company=integration.company, role=TeamMembership.Role.DISPATCHER
+    )
+    api = APIClient()
+    api.force_login(membership.user)
+    assert api.post(f"{API}/{integration.pk}/full_sync").status_code == 404
+    assert api.get(f"{API}/{integration.pk}/sync-status").status_code == 200
+    own = factories.IntegrationFactory(company=membership.company)
+    assert api.post(f"{API}/{own.pk}/full_sync").status_code == 202
+
+
+def test_test_connection_without_a_connector_says_so(queued):
+    """A provider Fieldbridge has no connector for is a failed test, not a 500."""
+    integration = factories.IntegrationFactory(provider="jobber")
+    response = staff_client(integration.company).post(f"{API}/{integration.pk}/test-connection")
+    assert response.status_code == 200, response.content
+    body = response.json()
+    assert body["result"] == "failed" and body["ok"] is False
+    assert "no Jobber connector" in body["message"]
+    integration.refresh_from_db()
+    assert integration.last_test_ok is False
 
 
 def test_anonymous_is_refused(integration):
