@@ -171,6 +171,8 @@ def measure(user, quote, job, runs: int) -> bool:
         "quotes awaiting (page 1)": "/quotes/",
         "quotes awaiting (page 1000)": f"/quotes/?after={deep_token(user)}",
         "quotes all + search": "/quotes/?show=all&q=Q0123",
+        "quotes search, no match": "/quotes/?show=all&q=nomatch",
+        "jobs search, no match": "/jobs/?q=nomatch",
         "quotes decided": "/quotes/?show=decided",
         "quote detail (50 items)": f"/quotes/{quote.pk}/",
         "jobs (page 1)": "/jobs/",

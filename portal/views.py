@@ -9,7 +9,7 @@ from django.conf import settings
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.core.cache import cache
-from django.db.models import Prefetch, Q
+from django.db.models import Prefetch
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.urls import reverse_lazy
@@ -19,6 +19,7 @@ from django.utils.dateparse import parse_date
 from portal.exports import csv_response
 from portal.models import Job, JobActivity
 from portal.paging import keyset_page
+from portal.search import text_search
 from portal.selectors import job_list_visible_to
 from portal.services import invitation_user
 
@@ -174,12 +175,7 @@ def _filtered_jobs(request: HttpRequest):
         jobs = jobs.filter(scheduled_start__lte=_local_day_start(end, end=True))
     query = (request.GET.get("q") or "").replace("\x00", "").strip()[:100]
     if query:
-        jobs = jobs.filter(
-            Q(number__icontains=query)
-            | Q(summary__icontains=query)
-            | Q(address__icontains=query)
-            | Q(client__name__icontains=query)
-        )
+        jobs = text_search(jobs, query, columns=("number", "summary", "address"))
     return jobs, status, query, errors
 
 

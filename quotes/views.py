@@ -8,7 +8,7 @@ from decimal import Decimal
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.db.models import Prefetch, Q
+from django.db.models import Prefetch
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
@@ -16,6 +16,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from portal.exports import csv_response
 from portal.paging import keyset_page
+from portal.search import text_search
 from portal.selectors import client_list_visible_to, job_list_visible_to
 from portal.views import client_ip
 from quotes.models import Quote, QuoteDecision, QuoteLineItem
@@ -75,11 +76,7 @@ def _filtered_quotes(request: HttpRequest):
 
             quotes = quotes.filter(Exists(decision_in_force()))
     if query:
-        quotes = quotes.filter(
-            Q(number__icontains=query)
-            | Q(title__icontains=query)
-            | Q(client__name__icontains=query)
-        )
+        quotes = text_search(quotes, query, columns=("number", "title"))
     return quotes, show, query
 
 
