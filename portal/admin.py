@@ -21,9 +21,13 @@ AUDIT_EXCLUDED_FIELDS = frozenset({"credentials", "password", "raw", "content_ha
 
 
 def request_ip(request: HttpRequest) -> str | None:
-    """The client address as the web server saw it (REMOTE_ADDR; a proxy in front must set
-    it, e.g. gunicorn's --forwarded-allow-ips: X-Forwarded-For is never trusted here)."""
-    return request.META.get("REMOTE_ADDR") or None
+    """The client address for audit entries: the portal's rule (`portal.views.client_ip`):
+    behind PORTAL_NUM_PROXIES trusted proxies, the address the outermost of them saw in
+    X-Forwarded-For; with none configured, REMOTE_ADDR (a client-sent X-Forwarded-For is then
+    ignored)."""
+    from portal.views import client_ip  # the views import models and services, not the admin
+
+    return client_ip(request)
 
 
 def team_roles(request: HttpRequest) -> dict[int, str]:
@@ -81,6 +85,8 @@ def audit_snapshot(obj: db_models.Model) -> dict[str, Any]:
     for field in obj._meta.concrete_fields:
         if field.name in AUDIT_EXCLUDED_FIELDS or field.name in ("created_at", "updated_at"):
             continue
+        if getattr(field, "auto_now", False):  # a save's own timestamp, not a change
+            continue
         value = field.value_from_object(obj)
         snapshot[field.attname] = (
             value
@@ -98,13 +104,15 @@ def audit_record(
     company_id: int | None,
     before: dict | None = None,
     after: dict | None = None,
+    target_id: Any = None,
 ) -> models.AuditLog:
+    """`target_id` names an object already deleted (whose pk Django has set to None)."""
     return models.AuditLog.objects.create(
         company_id=company_id,
         actor=request.user if request.user.is_authenticated else None,
         action=action,
         target_type=obj._meta.label,
-        target_id=str(obj.pk),
+        target_id=str(obj.pk if target_id is None else target_id),
         target_repr=str(obj)[:255],
         before=before,
         after=after,
@@ -112,7 +120,115 @@ def audit_record(
     )
 
 
-class CompanyScopedAdminMixin:
+def _changes(before: dict, after: dict) -> tuple[dict, dict]:
+    changed = {k for k in after.keys() | before.keys() if before.get(k) != after.get(k)}
+    return {k: before.get(k) for k in changed}, {k: after.get(k) for k in changed}
+
+
+class AuditedAdminMixin:
+    """Writes every save and delete made through a ModelAdmin to portal.AuditLog (who, which
+    company, before/after without secret fields, ip), inline rows included: each object an
+    inline formset creates, changes or deletes is an entry of its own (its model's name:
+    "teammembership.updated" whether it was changed on its own page or through the
+    company's). A subclass says which company an object belongs to (`audit_company_id`)."""
+
+    def audit_company_id(self, obj) -> int | None:
+        return None
+
+    def save_model(self, request: HttpRequest, obj, form, change: bool) -> None:
+        before = None
+        if change and obj.pk:
+            old = type(obj)._base_manager.filter(pk=obj.pk).first()
+            before = audit_snapshot(old) if old is not None else None
+        super().save_model(request, obj, form, change)
+        after = audit_snapshot(obj)
+        if before is not None:
+            before, after = _changes(before, after)
+        extra = self.audit_extra(request, obj, form, change)
+        if change and not after and not extra:
+            return
+        audit_record(
+            request=request,
+            action=f"{obj._meta.model_name}.{'updated' if change else 'created'}",
+            obj=obj,
+            company_id=self.audit_company_id(obj),
+            before=before,
+            after={**after, **extra},
+        )
+
+    def audit_extra(self, request: HttpRequest, obj, form, change: bool) -> dict:
+        """What else a save changed that fields don't show (a subclass says "credentials
+        replaced", never the credentials)."""
+        return {}
+
+    def delete_model(self, request: HttpRequest, obj) -> None:
+        self._audit_delete(request, obj)
+        super().delete_model(request, obj)
+
+    def delete_queryset(self, request: HttpRequest, queryset) -> None:
+        for obj in queryset:
+            self._audit_delete(request, obj)
+        super().delete_queryset(request, queryset)
+
+    def _audit_delete(self, request: HttpRequest, obj) -> None:
+        audit_record(
+            request=request,
+            action=f"{obj._meta.model_name}.deleted",
+            obj=obj,
+            company_id=self.audit_company_id(obj),
+            before=audit_snapshot(obj),
+        )
+
+    def save_formset(self, request: HttpRequest, form, formset, change: bool) -> None:
+        """Save an inline formset, auditing each row it created, changed or deleted. The rows'
+        stored values are read before the save (the forms have already written the new ones
+        into their instances)."""
+        pks = {id(f.instance): f.instance.pk for f in formset.initial_forms if f.instance.pk}
+        stored = {
+            obj.pk: audit_snapshot(obj)
+            for obj in formset.model._base_manager.filter(pk__in=list(pks.values()))
+        }
+        super().save_formset(request, form, formset, change)
+        path = find_company_path(formset.model)
+        parent_company = self.audit_company_id(form.instance)
+
+        def company(obj) -> int | None:
+            found = company_id_of(obj, path) if path is not None else None
+            return found if found is not None else parent_company
+
+        name = formset.model._meta.model_name
+        for obj in formset.new_objects:
+            audit_record(
+                request=request,
+                action=f"{name}.created",
+                obj=obj,
+                company_id=company(obj),
+                after=audit_snapshot(obj),
+            )
+        for obj, _fields in formset.changed_objects:
+            before, after = _changes(stored.get(obj.pk, {}), audit_snapshot(obj))
+            if after:
+                audit_record(
+                    request=request,
+                    action=f"{name}.updated",
+                    obj=obj,
+                    company_id=company(obj),
+                    before=before,
+                    after=after,
+                )
+        for obj in formset.deleted_objects:
+            pk = pks.get(id(obj), obj.pk)
+            audit_record(
+                request=request,
+                action=f"{name}.deleted",
+                obj=obj,
+                company_id=company(obj),
+                before=stored.get(pk) or audit_snapshot(obj),
+                target_id=pk,
+            )
+
+
+class CompanyScopedAdminMixin(AuditedAdminMixin):
     """Tenancy for the admin. Put it first in the bases of every ModelAdmin that shows company
     data.
 
@@ -128,8 +244,9 @@ class CompanyScopedAdminMixin:
       answer like a missing object (the admin redirects with "doesn't exist").
     - Class-level overrides still win: an admin that returns False from
       `has_change_permission` is read-only for everyone, superusers included.
-    - Every save and delete made through the admin is written to portal.AuditLog (who, which
-      company, before/after without secret fields, ip).
+    - Every save and delete made through the admin, inline rows included, is written to
+      portal.AuditLog (who, which company, before/after without secret fields, ip):
+      `AuditedAdminMixin`.
 
     `company_field` is the lookup from the model to portal.Company ("integration__company");
     left as None it is found by following foreign keys (at most three hops)."""
@@ -238,51 +355,8 @@ class CompanyScopedAdminMixin:
 
     # -- audit -------------------------------------------------------------------------------
 
-    def save_model(self, request: HttpRequest, obj, form, change: bool) -> None:
-        before = None
-        if change and obj.pk:
-            old = type(obj)._base_manager.filter(pk=obj.pk).first()
-            before = audit_snapshot(old) if old is not None else None
-        super().save_model(request, obj, form, change)
-        after = audit_snapshot(obj)
-        if before is not None:
-            changed = {k for k in after if before.get(k) != after.get(k)}
-            before = {k: before.get(k) for k in changed}
-            after = {k: after[k] for k in changed}
-        extra = self.audit_extra(request, obj, form, change)
-        if change and not after and not extra:
-            return
-        audit_record(
-            request=request,
-            action=f"{obj._meta.model_name}.{'updated' if change else 'created'}",
-            obj=obj,
-            company_id=company_id_of(obj, self.company_field),
-            before=before,
-            after={**after, **extra},
-        )
-
-    def audit_extra(self, request: HttpRequest, obj, form, change: bool) -> dict:
-        """What else a save changed that fields don't show (a subclass says "credentials
-        replaced", never the credentials)."""
-        return {}
-
-    def delete_model(self, request: HttpRequest, obj) -> None:
-        self._audit_delete(request, obj)
-        super().delete_model(request, obj)
-
-    def delete_queryset(self, request: HttpRequest, queryset) -> None:
-        for obj in queryset:
-            self._audit_delete(request, obj)
-        super().delete_queryset(request, queryset)
-
-    def _audit_delete(self, request: HttpRequest, obj) -> None:
-        audit_record(
-            request=request,
-            action=f"{obj._meta.model_name}.deleted",
-            obj=obj,
-            company_id=company_id_of(obj, self.company_field),
-            before=audit_snapshot(obj),
-        )
+    def audit_company_id(self, obj) -> int | None:
+        return company_id_of(obj, self.company_field)
 
 
 class CompanyScopedInlineMixin:

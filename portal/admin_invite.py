@@ -26,11 +26,14 @@ def invite_client_user(modeladmin, request, queryset):
     client = queryset.get()
     from portal.models import TeamMembership
 
-    if not request.user.is_superuser and not TeamMembership.objects.filter(
-        user=request.user,
-        company_id=client.integration.company_id,
-        role=TeamMembership.Role.ADMIN,
-    ).exists():
+    if (
+        not request.user.is_superuser
+        and not TeamMembership.objects.filter(
+            user=request.user,
+            company_id=client.integration.company_id,
+            role=TeamMembership.Role.ADMIN,
+        ).exists()
+    ):
         modeladmin.message_user(
             request, "Only the company's team admins may invite client users.", messages.ERROR
         )

@@ -19,6 +19,7 @@ from django.urls import path, reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from integrations.models import Integration
+from portal.admin import request_ip
 from sync.dashboard import sync_dashboard
 from sync.imports import (
     active_import,
@@ -33,10 +34,6 @@ from sync.imports import (
 )
 
 app_name = "sync_admin"
-
-
-def _request_ip(request: HttpRequest) -> str | None:
-    return request.META.get("REMOTE_ADDR") or None
 
 
 def _scoped(request: HttpRequest):
@@ -99,7 +96,7 @@ def import_start_view(request: HttpRequest) -> HttpResponse:
                     integration=integration,
                     entities=form.cleaned_data["entities"],
                     actor=request.user,
-                    ip_address=_request_ip(request),
+                    ip_address=request_ip(request),
                 )
             except ValidationError as exc:
                 form.add_error(None, exc)
@@ -148,7 +145,7 @@ def import_progress_view(request: HttpRequest, import_id: int) -> JsonResponse:
 @require_POST
 def import_cancel_view(request: HttpRequest, import_id: int) -> HttpResponse:
     entry = import_for_user_or_404(user=request.user, import_id=import_id, operate=True)
-    cancelled = import_cancel(entry=entry, actor=request.user, ip_address=_request_ip(request))
+    cancelled = import_cancel(entry=entry, actor=request.user, ip_address=request_ip(request))
     if "application/json" in request.headers.get("Accept", ""):
         return JsonResponse({"cancelled": cancelled})
     if cancelled:

@@ -12,9 +12,13 @@ raises into its caller: an alert must not break a sync or a delivery.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
+from dataclasses import dataclass
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import F, Window
+from django.db.models.functions import RowNumber
 
 from integrations.models import Incident, Integration
 from integrations.services import integration_incident_close, integration_incident_open
@@ -26,22 +30,62 @@ logger = logging.getLogger("sync.alerts")
 NEUTRAL_STATUSES = (SyncRun.Status.RUNNING, SyncRun.Status.DEFERRED, SyncRun.Status.CANCELLED)
 
 
-def failing_entities(*, integration_id: int) -> dict[str, str]:
-    """Entities whose last N finished runs (full or incremental) all failed -> the latest
-    run's error summary."""
-    threshold = settings.ALERT_SYNC_FAILURES_IN_A_ROW
-    runs = SyncRun.objects.filter(integration_id=integration_id).exclude(mode=SyncRun.Mode.WEBHOOK)
-    failing = {}
-    for entity in runs.values_list("entity", flat=True).distinct().order_by():
-        last = list(
-            runs.filter(entity=entity)
-            .exclude(status__in=NEUTRAL_STATUSES)
-            .order_by("-started_at")
-            .values_list("status", "error_summary")[:threshold]
+@dataclass(frozen=True)
+class FailureStreak:
+    """An entity's latest finished runs (full or incremental; running, deferred and cancelled
+    runs skipped), newest first: how many of them failed in a row, counting at most
+    ALERT_SYNC_FAILURES_IN_A_ROW, and the latest one's error summary."""
+
+    failed: int
+    summary: str = ""
+
+    @property
+    def failing(self) -> bool:
+        """The rule for "failing repeatedly", for the alert and the dashboard alike."""
+        return self.failed >= settings.ALERT_SYNC_FAILURES_IN_A_ROW
+
+
+def failure_streaks(*, integration_ids: Iterable[int]) -> dict[tuple[int, str], FailureStreak]:
+    """(integration id, entity) -> its FailureStreak, for every entity with a finished run.
+    One query for any number of integrations."""
+    threshold = max(settings.ALERT_SYNC_FAILURES_IN_A_ROW, 1)
+    rows = (
+        SyncRun.objects.filter(integration_id__in=list(integration_ids))
+        .exclude(mode=SyncRun.Mode.WEBHOOK)
+        .exclude(status__in=NEUTRAL_STATUSES)
+        .annotate(
+            position=Window(
+                RowNumber(),
+                partition_by=[F("integration_id"), F("entity")],
+                order_by=[F("started_at").desc(), F("id").desc()],
+            )
         )
-        if len(last) == threshold and all(s == SyncRun.Status.FAILED for s, _ in last):
-            failing[entity] = last[0][1]
-    return failing
+        .filter(position__lte=threshold)
+        .order_by("integration_id", "entity", "position")
+        .values_list("integration_id", "entity", "status", "error_summary")
+    )
+    streaks: dict[tuple[int, str], FailureStreak] = {}
+    broken: set[tuple[int, str]] = set()
+    for integration_id, entity, status, summary in rows:
+        key = (integration_id, entity)
+        current = streaks.setdefault(key, FailureStreak(failed=0, summary=summary or ""))
+        if key in broken:
+            continue
+        if status == SyncRun.Status.FAILED:
+            streaks[key] = FailureStreak(failed=current.failed + 1, summary=current.summary)
+        else:
+            broken.add(key)
+    return streaks
+
+
+def failing_entities(*, integration_id: int) -> dict[str, str]:
+    """Entities whose last ALERT_SYNC_FAILURES_IN_A_ROW finished runs (full or incremental)
+    all failed -> the latest run's error summary."""
+    return {
+        entity: streak.summary
+        for (_, entity), streak in failure_streaks(integration_ids=[integration_id]).items()
+        if streak.failing
+    }
 
 
 def sync_failures_check(*, integration_id: int) -> None:

@@ -28,14 +28,13 @@ from integrations import ratelimit, registry
 from integrations.exceptions import UnknownProvider
 from integrations.models import Integration
 from integrations.services import provider_for
+from sync.alerts import FailureStreak, failure_streaks
 from sync.beat import schedule_name
 from sync.imports import provider_entities
 from sync.models import OutboxEvent, SyncError, SyncRun
 
 logger = logging.getLogger("sync.dashboard")
 
-# This many failed runs in a row (of one entity) make an integration unhealthy.
-FAILING_STREAK = 3
 CHART_DAYS = 7
 BUDGET_WARN_RATIO = 0.9
 
@@ -81,7 +80,14 @@ class EntityStatus:
     last_run: SyncRun | None = None
     last_success: SyncRun | None = None
     open_errors: int = 0
-    failing_streak: int = 0
+    # Finished runs failed in a row, and whether that is "failing repeatedly": the alerts'
+    # rule (sync.alerts.failure_streaks, ALERT_SYNC_FAILURES_IN_A_ROW), so the dashboard and
+    # the incident e-mail never disagree.
+    streak: FailureStreak = field(default_factory=lambda: FailureStreak(failed=0))
+
+    @property
+    def failing_streak(self) -> int:
+        return self.streak.failed
 
 
 @dataclass
@@ -315,9 +321,8 @@ def sync_dashboard(
     now = now or timezone.now()
     items = list(integrations.select_related("company").order_by("company__name", "pk"))
     ids = [i.pk for i in items]
-    recent: dict[tuple[int, str], list[SyncRun]] = defaultdict(list)
-    for run in _latest_runs(ids, keep=FAILING_STREAK):
-        recent[(run.integration_id, run.entity)].append(run)
+    latest = {(run.integration_id, run.entity): run for run in _latest_runs(ids, keep=1)}
+    streaks = failure_streaks(integration_ids=ids)
     successes = {
         (run.integration_id, run.entity): run
         for run in _latest_runs(ids, keep=1, status=SyncRun.Status.SUCCESS)
@@ -347,21 +352,16 @@ def sync_dashboard(
         )
         status.chart = runs_chart(status.days)
         entities = list(provider_entities(integration))
-        entities += sorted({e for (i, e) in recent if i == integration.pk} - set(entities))
+        entities += sorted({e for (i, e) in latest if i == integration.pk} - set(entities))
         for entity in entities:
-            runs = recent.get((integration.pk, entity), [])
-            streak = 0
-            for run in runs:
-                if run.status != SyncRun.Status.FAILED:
-                    break
-                streak += 1
+            key = (integration.pk, entity)
             status.entities.append(
                 EntityStatus(
                     entity=entity,
-                    last_run=runs[0] if runs else None,
-                    last_success=successes.get((integration.pk, entity)),
-                    open_errors=errors.get((integration.pk, entity), 0),
-                    failing_streak=streak,
+                    last_run=latest.get(key),
+                    last_success=successes.get(key),
+                    open_errors=errors.get(key, 0),
+                    streak=streaks.get(key, FailureStreak(failed=0)),
                 )
             )
         _judge(status, now)
@@ -381,11 +381,10 @@ def _judge(status: IntegrationStatus, now: datetime) -> None:
     if integration.last_test_ok is False:
         status.problems.append(f"The last connection test failed: {integration.last_test_message}")
     for entity in status.entities:
-        if entity.failing_streak >= FAILING_STREAK:
-            summary = entity.last_run.error_summary if entity.last_run else ""
+        if entity.streak.failing:
             status.problems.append(
-                f"Failing repeatedly: the last {entity.failing_streak} runs of {entity.entity} "
-                f"failed. {summary}".strip()
+                f"Failing repeatedly: the last {entity.streak.failed} runs of {entity.entity} "
+                f"failed. {entity.streak.summary}".strip()
             )
     budget = status.budget
     deferred = [

@@ -5,7 +5,11 @@ entities one after another, in the provider's dependency order. It needs no tabl
 it *is* its audit entry (`portal.AuditLog`, action "sync.import.start", holding the
 integration, the entities, who started it and when), and its entities' counts are their
 SyncRuns (the full runs of those entities started since). What only the task knows, the
-entities it skipped and why, and when it ended, it notes in the cache (`_state_key`).
+entities it skipped and why, the totals the provider reported, when it ended and the error
+that ended it, it notes in the cache (`_state_key`); it notes the end in a `finally`, so a
+task that dies of an exception (a soft time limit included) still ends its import. A task
+killed outright notes nothing: an import none of whose runs has sent a heartbeat for
+SYNC_RUN_STALE_AFTER seconds (the engine's rule for dead runs) has ended too.
 
 Cancelling sets the import's cancel flag (a cache key): the engine checks it between pages
 (`sync.engine.sync_entity(cancel_key=…)`) and ends the entity's run as cancelled, without
@@ -18,6 +22,7 @@ import logging
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 
+from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.core.cache import cache
 from django.core.exceptions import ValidationError
@@ -25,6 +30,7 @@ from django.db import transaction
 from django.db.models import QuerySet
 from django.http import Http404
 from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 
 from config.celery import app as celery_app
 from integrations import registry
@@ -35,6 +41,7 @@ from integrations.exceptions import (
     UnknownProvider,
 )
 from integrations.models import Integration
+from integrations.services import provider_for
 from portal.models import AuditLog, User
 from sync.engine import IntegrationUnavailable, RunLocked, sync_entity
 from sync.models import SyncRun
@@ -123,8 +130,39 @@ def _state(import_id: int) -> dict:
 def _note(import_id: int, **changes) -> None:
     """Only the import's own task writes its notes, one step at a time."""
     state = _state(import_id)
-    skipped = {**state.get("skipped", {}), **changes.pop("skipped", {})}
-    cache.set(_state_key(import_id), {**state, **changes, "skipped": skipped}, STATE_TTL)
+    merged = {key: {**state.get(key, {}), **changes.pop(key, {})} for key in ("skipped", "totals")}
+    cache.set(_state_key(import_id), {**state, **changes, **merged}, STATE_TTL)
+
+
+def _stale_after() -> timedelta:
+    return timedelta(seconds=settings.SYNC_RUN_STALE_AFTER)
+
+
+def _error_text(exc: BaseException) -> str:
+    name, text = type(exc).__name__, str(exc).strip()
+    if text in ("", name, f"{name}()"):  # billiard's SoftTimeLimitExceeded() says its name
+        return name
+    return f"{name}: {text}"[:500]
+
+
+def _note_estimate(import_id: int, integration_id: int, entity: str, since: datetime) -> None:
+    """Without an earlier complete full import to go by, ask the provider how many records
+    there are (`Provider.estimated_total`; ServiceTitan counts, ServiceM8 cannot) and note it
+    for the progress bar. An estimate never stops an import."""
+    integration = Integration.objects.select_related("company").get(pk=integration_id)
+    if _previous_total(integration, entity, since) is not None:
+        return
+    try:
+        total = provider_for(integration).estimated_total(entity)
+    except SoftTimeLimitExceeded:
+        raise
+    except Exception:
+        logger.warning(
+            "could not estimate a total", extra={"import_id": import_id, "entity": entity}
+        )
+        return
+    if total is not None:
+        _note(import_id, totals={entity: total})
 
 
 def import_start(
@@ -200,38 +238,52 @@ def import_execute(*, import_id: int) -> dict[str, str]:
         _note(import_id, skipped={e: reason for e in rest})
         outcome.update({e: "skipped" for e in rest})
 
-    for index, entity in enumerate(entities):
-        rest = entities[index + 1 :]
-        if cache.get(cancel_key(import_id)):
-            skip(entities[index:], "Cancelled before it started.")
-            break
-        try:
-            run = sync_entity(
-                integration_id=integration_id,
-                entity=entity,
-                mode=SyncRun.Mode.FULL,
-                cancel_key=cancel_key(import_id),
-            )
-        except RunLocked:
-            skip([entity], "Another sync of this entity was running; skipped.")
-            continue
-        except IntegrationUnavailable as exc:
-            skip(entities[index:], f"Not started: {exc}.")
-            break
-        except BudgetExhausted:
-            skip(rest, "Not started: the API budget is spent (see the dashboard).")
-            break
-        except ProviderAuthError:
-            skip(rest, "Not started: the provider refused the credentials.")
-            break
-        except ProviderError:
-            outcome[entity] = SyncRun.Status.FAILED  # recorded on the run; go on
-            continue
-        outcome[entity] = run.status
-        if run.status == SyncRun.Status.CANCELLED:
-            skip(rest, "Cancelled before it started.")
-            break
-    _note(import_id, finished_at=timezone.now().isoformat())
+    try:
+        for index, entity in enumerate(entities):
+            rest = entities[index + 1 :]
+            if cache.get(cancel_key(import_id)):
+                skip(entities[index:], "Cancelled before it started.")
+                break
+            _note_estimate(import_id, integration_id, entity, entry.created_at)
+            try:
+                run = sync_entity(
+                    integration_id=integration_id,
+                    entity=entity,
+                    mode=SyncRun.Mode.FULL,
+                    cancel_key=cancel_key(import_id),
+                )
+            except RunLocked:
+                skip([entity], "Another sync of this entity was running; skipped.")
+                continue
+            except IntegrationUnavailable as exc:
+                skip(entities[index:], f"Not started: {exc}.")
+                break
+            except BudgetExhausted:
+                skip(rest, "Not started: the API budget is spent (see the dashboard).")
+                break
+            except ProviderAuthError:
+                skip(rest, "Not started: the provider refused the credentials.")
+                break
+            except ProviderError:
+                outcome[entity] = SyncRun.Status.FAILED  # recorded on the run; go on
+                continue
+            outcome[entity] = run.status
+            if run.status == SyncRun.Status.CANCELLED:
+                skip(rest, "Cancelled before it started.")
+                break
+    except BaseException as exc:
+        # A soft time limit, a lost database, a bug: the run in progress recorded it (the
+        # engine ends its run failed); the import ends here, saying why.
+        error = _error_text(exc)
+        _note(import_id, error=error)
+        skip(
+            [e for e in entities if e not in outcome],
+            f"Not started: the import stopped ({error}).",
+        )
+        logger.exception("import stopped", extra={"import_id": import_id})
+        raise
+    finally:
+        _note(import_id, finished_at=timezone.now().isoformat())
     logger.info("import finished", extra={"import_id": import_id, "outcome": outcome})
     return outcome
 
@@ -275,12 +327,13 @@ class ImportProgress:
     integration: Integration
     started_at: datetime
     started_by: str
-    state: str  # queued | running | cancelling | finished | cancelled
+    state: str  # queued | running | cancelling | finished | cancelled | failed
     entities: list[EntityProgress] = field(default_factory=list)
+    error: str = ""  # why it ended early ("failed"): its task's exception, or no heartbeat
 
     @property
     def finished(self) -> bool:
-        return self.state in ("finished", "cancelled")
+        return self.state in ("finished", "cancelled", "failed")
 
     def as_json(self) -> dict:
         return {
@@ -288,6 +341,7 @@ class ImportProgress:
             "integration": str(self.integration),
             "state": self.state,
             "finished": self.finished,
+            "error": self.error,
             "started_at": self.started_at.isoformat(),
             "entities": [
                 {
@@ -303,8 +357,8 @@ class ImportProgress:
 
 
 def _previous_total(integration: Integration, entity: str, before: datetime) -> int | None:
-    """The last complete full run's count: the best estimate the providers allow (none of
-    them reports a total up front)."""
+    """The last complete full run's count: the best estimate there is (a provider's own count,
+    `Provider.estimated_total`, is the fallback for a first import)."""
     previous = (
         SyncRun.objects.filter(
             integration=integration,
@@ -320,12 +374,25 @@ def _previous_total(integration: Integration, entity: str, before: datetime) -> 
     return previous
 
 
+def _last_sign_of_life(entry: AuditLog, state: dict, runs: list[SyncRun]) -> datetime:
+    """When the import's task last showed it was alive: queued, started, or a run's heartbeat
+    (written page by page) or end."""
+    marks = [entry.created_at]
+    started = parse_datetime(state["started_at"]) if state.get("started_at") else None
+    if started is not None:
+        marks.append(started)
+    for run in runs:
+        marks += [t for t in (run.started_at, run.heartbeat_at, run.finished_at) if t]
+    return max(marks)
+
+
 def import_progress(*, entry: AuditLog, now: datetime | None = None) -> ImportProgress:
     now = now or timezone.now()
     integration = Integration.objects.select_related("company").get(pk=int(entry.target_id))
     entities: list[str] = list(entry.after["entities"])
     state = _state(entry.pk)
     skipped: dict[str, str] = state.get("skipped", {})
+    totals: dict[str, int] = state.get("totals", {})
     cancelling = bool(cache.get(cancel_key(entry.pk)))
     runs: dict[str, SyncRun] = {}
     for run in SyncRun.objects.filter(
@@ -335,14 +402,36 @@ def import_progress(*, entry: AuditLog, now: datetime | None = None) -> ImportPr
         started_at__gte=entry.created_at,
     ).order_by("started_at"):
         runs.setdefault(run.entity, run)  # the import's own: the first since it started
+    error = state.get("error", "")
+    task_ended = bool(state.get("finished_at"))
+    abandoned = False
+    open_work = any(e not in runs and e not in skipped for e in entities) or any(
+        r.status == SyncRun.Status.RUNNING for r in runs.values()
+    )
+    if not task_ended and open_work:
+        last = _last_sign_of_life(entry, state, list(runs.values()))
+        if now - last > _stale_after():
+            abandoned = True
+            what = "never started" if not runs and not state.get("started_at") else "stopped"
+            error = (
+                f"The import's task {what}: no sign of it since "
+                f"{timezone.localtime(last):%Y-%m-%d %H:%M:%S} (its worker was killed or "
+                "lost the task). Start a new import."
+            )
     provider_name = _provider_name(integration)
     rows = []
     for entity in entities:
         run = runs.get(entity)
         if run is None:
             reason = skipped.get(entity)
-            if reason is None and (cancelling or state.get("finished_at")):
-                reason = "Cancelled before it started." if cancelling else "Not started."
+            if reason is None and (cancelling or task_ended or abandoned):
+                reason = (
+                    "Cancelled before it started."
+                    if cancelling
+                    else "Not started: the import stopped."
+                    if abandoned or error
+                    else "Not started."
+                )
             rows.append(
                 EntityProgress(
                     entity=entity,
@@ -352,15 +441,28 @@ def import_progress(*, entry: AuditLog, now: datetime | None = None) -> ImportPr
                 )
             )
             continue
-        rows.append(_entity_progress(run, integration, entry.created_at, now, provider_name))
-    if all(r.done for r in rows):
-        overall = "cancelled" if cancelling else "finished"
+        row = _entity_progress(
+            run, integration, entry.created_at, now, provider_name, estimate=totals.get(entity)
+        )
+        if abandoned and run.status == SyncRun.Status.RUNNING:
+            # Its worker is gone; the engine's dead-run sweep will close the row the same way.
+            row.status = SyncRun.Status.FAILED
+            row.eta_seconds, row.eta_note = None, "Ended."
+            row.message = "No heartbeat: its worker stopped mid-run."
+        rows.append(row)
+    if not (task_ended or abandoned or all(r.done for r in rows)):
+        if cancelling:
+            overall = "cancelling"
+        elif not runs and not state.get("started_at"):
+            overall = "queued"
+        else:
+            overall = "running"
     elif cancelling:
-        overall = "cancelling"
-    elif not runs and not state.get("started_at"):
-        overall = "queued"
+        overall = "cancelled"
+    elif error:
+        overall = "failed"
     else:
-        overall = "running"
+        overall = "finished"
     actor = entry.actor.email if entry.actor_id and entry.actor else "someone"
     return ImportProgress(
         import_id=entry.pk,
@@ -369,6 +471,7 @@ def import_progress(*, entry: AuditLog, now: datetime | None = None) -> ImportPr
         started_by=actor,
         state=overall,
         entities=rows,
+        error=error,
     )
 
 
@@ -380,12 +483,21 @@ def _provider_name(integration: Integration) -> str:
 
 
 def _entity_progress(
-    run: SyncRun, integration: Integration, since: datetime, now: datetime, provider_name: str
+    run: SyncRun,
+    integration: Integration,
+    since: datetime,
+    now: datetime,
+    provider_name: str,
+    *,
+    estimate: int | None = None,
 ) -> EntityProgress:
     end = run.finished_at or now
     elapsed = max((end - run.started_at).total_seconds(), 0.0)
     rate = run.fetched_count / elapsed if elapsed > 0 and run.fetched_count else None
     total = _previous_total(integration, run.entity, since)
+    source = "the last complete full import"
+    if total is None and estimate is not None:
+        total, source = estimate, f"{provider_name}'s count when the import reached it"
     row = EntityProgress(
         entity=run.entity,
         status=run.status,
@@ -404,7 +516,7 @@ def _entity_progress(
         elapsed_seconds=round(elapsed, 1),
         rate=round(rate, 1) if rate else None,
         total=total,
-        total_source="the last complete full import" if total is not None else "",
+        total_source=source if total is not None else "",
         message=run.error_summary,
     )
     if run.status in (SyncRun.Status.SUCCESS, SyncRun.Status.PARTIAL):

@@ -19,6 +19,11 @@
     var state = document.getElementById("import-state");
     state.textContent = data.state;
     state.setAttribute("data-state", data.state);
+    var error = document.getElementById("import-error");
+    if (error) {
+      error.textContent = data.error || "";
+      error.hidden = !data.error;
+    }
     data.entities.forEach(function (e) {
       var row = root.querySelector('tr[data-entity="' + e.entity + '"]');
       if (!row) return;
@@ -33,7 +38,8 @@
       bar.firstElementChild.style.width = (known ? e.percent : 0) + "%";
       row.querySelector('[data-field="percent"]').textContent = known ? Math.round(e.percent) + "%" : "—";
       row.querySelector('[data-field="message"]').textContent = e.message || "";
-      text(row, "fetched", e.fetched + (e.total !== null ? " / " + e.total : ""));
+      var fetched = text(row, "fetched", e.fetched + (e.total !== null ? " / " + e.total : ""));
+      if (fetched && e.total_source) fetched.title = "Total: " + e.total_source;
       text(row, "written", String(e.written));
       text(row, "failed", String(e.failed));
       text(row, "rate", e.rate ? e.rate + "/s" : "—");
@@ -52,7 +58,7 @@
       .catch(function () { setTimeout(poll, 3000); });
   }
   var initial = document.getElementById("import-state").getAttribute("data-state");
-  if (initial !== "finished" && initial !== "cancelled") {
+  if (initial !== "finished" && initial !== "cancelled" && initial !== "failed") {
     setTimeout(poll, 1000);
   }
 })();

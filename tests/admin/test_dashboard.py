@@ -11,7 +11,8 @@ from django.utils import timezone
 from integrations.providers.servicem8.provider import ServiceM8Provider
 from integrations.ratelimit import RateLimiter
 from integrations.services import provider_for
-from sync.dashboard import FAILING_STREAK, sync_dashboard
+from sync.alerts import failing_entities
+from sync.dashboard import sync_dashboard
 from sync.models import OutboxEvent, SyncError, SyncRun
 from tests import factories
 
@@ -53,6 +54,17 @@ def cell(page: str, integration_id: int, entity: str, field: str) -> str:
     return re.sub(r"<[^>]+>", "", match.group(1)).strip()
 
 
+def card_classes(page: str, integration_id: int) -> set[str]:
+    """The classes of the integration's card (its opening tag)."""
+    match = re.search(rf'<div class="([^"]*)" data-integration="{integration_id}">', page)
+    return set(match.group(1).split())
+
+
+def badge(page: str, integration_id: int) -> str:
+    block = page.split(f'data-integration="{integration_id}"', 1)[1]
+    return re.search(r'<span class="ops-badge [^"]*">([^<]*)</span>', block).group(1)
+
+
 def test_entity_rows_match_the_runs_and_errors(signed_in, integration):
     ok = add_run(integration, "clients", "success", ago=timedelta(hours=5), fetched_count=60)
     last = add_run(
@@ -87,7 +99,12 @@ def test_entity_rows_match_the_runs_and_errors(signed_in, integration):
     ]:
         assert cell(page, integration.pk, "clients", field) == str(value), field
     assert cell(page, integration.pk, "jobs", "last_success") == "never"
-    assert "healthy" in page and "1 record(s) failed to sync" in page
+    # Open errors are a warning: the card is healthy (not "unhealthy", which contains it).
+    assert "ops-healthy" in card_classes(page, integration.pk)
+    assert "ops-unhealthy" not in card_classes(page, integration.pk)
+    assert badge(page, integration.pk) == "healthy"
+    assert 'id="unhealthy-count"' not in page
+    assert "1 record(s) failed to sync" in page
 
 
 def test_next_runs_come_from_the_beat_schedules(signed_in, integration):
@@ -115,8 +132,8 @@ def test_budget_used_is_the_rate_limiters_count(signed_in, integration):
     assert '<span data-field="budget-used">7</span> / 20000 calls in the last 24 hours' in page
 
 
-def test_unhealthy_integrations_stand_out(signed_in, integration, company):
-    for hours in range(FAILING_STREAK):
+def test_unhealthy_integrations_stand_out(signed_in, integration, company, settings):
+    for hours in range(settings.ALERT_SYNC_FAILURES_IN_A_ROW):
         add_run(integration, "jobs", "failed", ago=timedelta(hours=hours + 1))
     reauth = factories.IntegrationFactory(company=company, status="needs_reauth")
     budget = factories.IntegrationFactory(company=company)
@@ -144,6 +161,8 @@ def test_unhealthy_integrations_stand_out(signed_in, integration, company):
 
     page = signed_in.get("/admin/sync/dashboard/").content.decode()
     assert "3 unhealthy" in page
+    assert badge(page, integration.pk) == "unhealthy" and badge(page, healthy.pk) == "healthy"
+    assert "ops-unhealthy" in card_classes(page, integration.pk)
     # Unhealthy first.
     assert page.index(f'data-integration="{healthy.pk}"') > page.index(
         f'data-integration="{reauth.pk}"'
@@ -186,3 +205,37 @@ def test_the_admin_links_to_the_pages(signed_in, integration, client):
     assert "/admin/sync/dashboard/" in client.get("/admin/").content.decode()
     change = client.get(f"/admin/integrations/integration/{integration.pk}/change/")
     assert f"/admin/sync/import/?integration={integration.pk}" in change.content.decode()
+
+
+def test_failing_repeatedly_is_the_alerts_rule_and_setting(signed_in, integration, settings):
+    """One rule for the dashboard and the alert: running, deferred and cancelled runs neither
+    count nor break the streak, and ALERT_SYNC_FAILURES_IN_A_ROW sets its length."""
+    settings.ALERT_SYNC_FAILURES_IN_A_ROW = 3
+    add_run(integration, "jobs", "failed", ago=timedelta(hours=5), error_summary="boom 1")
+    add_run(integration, "jobs", "failed", ago=timedelta(hours=4), error_summary="boom 2")
+    add_run(integration, "jobs", "cancelled", ago=timedelta(hours=3))
+    add_run(integration, "jobs", "failed", ago=timedelta(hours=2), error_summary="boom 3")
+    add_run(integration, "jobs", "deferred", ago=timedelta(hours=1))
+    only = type(integration).objects.filter(pk=integration.pk)
+
+    assert failing_entities(integration_id=integration.pk) == {"jobs": "boom 3"}
+    [status] = sync_dashboard(integrations=only)
+    assert not status.healthy
+    assert status.problems == ["Failing repeatedly: the last 3 runs of jobs failed. boom 3"]
+    page = signed_in.get("/admin/sync/dashboard/").content.decode()
+    assert badge(page, integration.pk) == "unhealthy"
+
+    # A longer threshold: neither the alert nor the dashboard calls it failing any more.
+    settings.ALERT_SYNC_FAILURES_IN_A_ROW = 4
+    assert failing_entities(integration_id=integration.pk) == {}
+    [status] = sync_dashboard(integrations=only)
+    assert status.healthy
+    # A shorter one: two are enough.
+    settings.ALERT_SYNC_FAILURES_IN_A_ROW = 2
+    [status] = sync_dashboard(integrations=only)
+    assert status.problems == ["Failing repeatedly: the last 2 runs of jobs failed. boom 3"]
+    # A success in between breaks the streak for both.
+    add_run(integration, "jobs", "success", ago=timedelta(minutes=30))
+    assert failing_entities(integration_id=integration.pk) == {}
+    [status] = sync_dashboard(integrations=only)
+    assert status.healthy

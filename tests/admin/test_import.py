@@ -4,12 +4,13 @@ from datetime import timedelta
 from unittest import mock
 
 import pytest
+from celery.exceptions import SoftTimeLimitExceeded
 from django.core.cache import cache
 from django.utils import timezone
 
 from portal.models import AuditLog
 from sync import imports
-from sync.imports import cancel_key, import_execute, import_progress
+from sync.imports import active_import, cancel_key, import_execute, import_progress
 from sync.models import SyncRun
 from tests import factories
 
@@ -152,33 +153,8 @@ def test_progress_shows_counts_rate_and_eta_only_with_a_total(
     assert "ops-bar-indeterminate" in page and "does not say how many" in page
 
 
-def test_cancel_sets_the_flag_audits_and_ends_cancelled(
-    signed_in, integration, staff, sent, django_capture_on_commit_callbacks
-):
-    start(signed_in, integration, ["clients", "jobs"], django_capture_on_commit_callbacks)
-    entry = AuditLog.objects.get(action="sync.import.start")
-    now = timezone.now()
-    clients = run(integration, "clients", started=now, fetched_count=10)
-
-    response = signed_in.post(f"/admin/sync/import/{entry.pk}/cancel/")
-    assert response.status_code == 302
-    assert cache.get(cancel_key(entry.pk))
-    audit = AuditLog.objects.get(action="sync.import.cancel")
-    assert audit.actor == staff and audit.after == {"import_id": entry.pk, "running": ["clients"]}
-    data = signed_in.get(f"/admin/sync/import/{entry.pk}/progress/").json()
-    assert data["state"] == "cancelling"
-
-    # The engine stops the run; the entity not yet started is skipped.
-    SyncRun.objects.filter(pk=clients.pk).update(status="cancelled", finished_at=timezone.now())
-    data = signed_in.get(f"/admin/sync/import/{entry.pk}/progress/").json()
-    assert data["state"] == "cancelled" and data["finished"]
-    assert [e["status"] for e in data["entities"]] == ["cancelled", "skipped"]
-    # Cancelling an ended import does nothing more.
-    response = signed_in.post(
-        f"/admin/sync/import/{entry.pk}/cancel/", headers={"Accept": "application/json"}
-    )
-    assert response.json() == {"cancelled": False}
-    assert AuditLog.objects.filter(action="sync.import.cancel").count() == 1
+# Cancelling through the page, stopping the real engine at a page boundary:
+# tests/admin/test_import_engine.py.
 
 
 def test_the_task_skips_everything_once_cancelled(integration, sent):
@@ -222,3 +198,106 @@ def test_other_companies_staff_and_strangers_get_404(client, integration, sent):
     client.force_login(root)
     for url in urls:
         assert client.get(url).status_code == 200, url
+
+
+def test_an_import_whose_task_dies_ends_and_no_longer_blocks_a_new_one(
+    signed_in, integration, sent, django_capture_on_commit_callbacks
+):
+    """A soft time limit (or any unexpected exception) in the middle: the engine ends the run
+    failed, the task notes the end and the error in a `finally`, the import is over."""
+    start(signed_in, integration, ["clients", "jobs"], django_capture_on_commit_callbacks)
+    entry = AuditLog.objects.get(action="sync.import.start")
+
+    def sync_entity(*, integration_id, entity, mode, cancel_key):
+        now = timezone.now()
+        run(integration, entity, started=now, status="failed", finished=now, fetched_count=5)
+        raise SoftTimeLimitExceeded()
+
+    with (
+        mock.patch.object(imports, "sync_entity", side_effect=sync_entity),
+        pytest.raises(SoftTimeLimitExceeded),
+    ):
+        import_execute(import_id=entry.pk)
+
+    progress = import_progress(entry=entry)
+    assert progress.state == "failed" and progress.finished
+    assert progress.error == "SoftTimeLimitExceeded"
+    assert [(e.status, e.message) for e in progress.entities] == [
+        ("failed", ""),
+        ("skipped", "Not started: the import stopped (SoftTimeLimitExceeded)."),
+    ]
+    assert active_import(integration=integration) is None
+    data = signed_in.get(f"/admin/sync/import/{entry.pk}/progress/").json()
+    assert data["state"] == "failed" and data["finished"] and data["error"]
+    page = signed_in.get(f"/admin/sync/import/{entry.pk}/").content.decode()
+    assert 'id="import-error">SoftTimeLimitExceeded</p>' in page
+
+    # A new import starts (it is not "already running").
+    start(signed_in, integration, ["clients"], django_capture_on_commit_callbacks)
+    assert AuditLog.objects.filter(action="sync.import.start").count() == 2
+
+
+def test_an_unexpected_error_before_any_run_ends_the_import_too(integration, sent):
+    entry = imports.import_start(integration=integration, entities=["clients"], actor=None)
+    with (
+        mock.patch.object(imports, "sync_entity", side_effect=RuntimeError("database gone")),
+        pytest.raises(RuntimeError),
+    ):
+        import_execute(import_id=entry.pk)
+    progress = import_progress(entry=entry)
+    assert progress.state == "failed" and progress.error == "RuntimeError: database gone"
+    assert progress.entities[0].status == "skipped"
+    assert active_import(integration=integration) is None
+
+
+def test_an_import_without_a_recent_heartbeat_has_ended(
+    signed_in, integration, sent, settings, django_capture_on_commit_callbacks
+):
+    """A worker killed outright notes nothing: the import is over once none of its runs has
+    sent a heartbeat for SYNC_RUN_STALE_AFTER (the engine's rule for dead runs)."""
+    settings.SYNC_RUN_STALE_AFTER = 600
+    start(signed_in, integration, ["clients", "jobs"], django_capture_on_commit_callbacks)
+    entry = AuditLog.objects.get(action="sync.import.start")
+    now = timezone.now()
+    AuditLog.objects.filter(pk=entry.pk).update(created_at=now - timedelta(minutes=30))
+    entry.refresh_from_db()
+    clients = run(integration, "clients", started=now - timedelta(minutes=29), fetched_count=40)
+
+    # Heartbeat 5 minutes ago: alive.
+    SyncRun.objects.filter(pk=clients.pk).update(heartbeat_at=now - timedelta(minutes=5))
+    assert import_progress(entry=entry).state == "running"
+    assert active_import(integration=integration) == entry
+
+    # Heartbeat 11 minutes ago: its worker is gone.
+    SyncRun.objects.filter(pk=clients.pk).update(heartbeat_at=now - timedelta(minutes=11))
+    progress = import_progress(entry=entry)
+    assert progress.state == "failed" and progress.finished
+    assert "no sign of it since" in progress.error
+    assert [e.status for e in progress.entities] == ["failed", "skipped"]
+    assert progress.entities[0].eta_seconds is None
+    assert active_import(integration=integration) is None
+    response = start(signed_in, integration, ["clients"], django_capture_on_commit_callbacks)
+    new = AuditLog.objects.filter(action="sync.import.start").latest("pk")
+    assert new != entry and response["Location"] == f"/admin/sync/import/{new.pk}/"
+
+
+def test_an_import_whose_task_never_started_ends_after_the_stale_period(
+    integration, sent, settings
+):
+    settings.SYNC_RUN_STALE_AFTER = 600
+    entry = imports.import_start(integration=integration, entities=["clients"], actor=None)
+    assert import_progress(entry=entry).state == "queued"
+    later = timezone.now() + timedelta(minutes=11)
+    progress = import_progress(entry=entry, now=later)
+    assert progress.state == "failed" and "never started" in progress.error
+    assert progress.entities[0].message == "Not started: the import stopped."
+
+
+def test_a_finished_import_stays_finished_once_its_notes_expire(integration, sent, settings):
+    settings.SYNC_RUN_STALE_AFTER = 600
+    entry = imports.import_start(integration=integration, entities=["clients"], actor=None)
+    now = timezone.now()
+    run(integration, "clients", started=now, status="success", finished=now, fetched_count=3)
+    cache.delete(imports._state_key(entry.pk))  # the task's notes are gone (TTL, a flush)
+    later = import_progress(entry=entry, now=now + timedelta(days=1))
+    assert later.state == "finished" and later.error == ""

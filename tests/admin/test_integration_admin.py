@@ -237,3 +237,35 @@ def test_the_page_shows_the_integrations_schedules(
         "/django_celery_beat/periodictask/"
         in client.get(change_url(tenant_a.integration)).content.decode()
     )
+
+
+def test_only_providers_with_a_connector_can_be_added(admin_a, tenant_a):
+    """Providers the model knows but no connector reads are labelled "coming soon" and
+    refused with a clear error, not saved into an integration that can never sync."""
+    from integrations import registry
+
+    ready = {cls.key for cls in registry.all_providers()}
+    assert {"servicem8", "servicetitan"} <= ready and "housecall_pro" not in ready
+    form = admin_a.get(ADD_URL).context["adminform"].form
+    choices = form.fields["provider"].choices
+    offered = {value for value, label in choices if isinstance(label, str) and value}
+    assert offered == ready
+    [(group, later)] = [(value, label) for value, label in choices if isinstance(label, list)]
+    assert "coming soon" in group.lower()
+    assert dict(later)["housecall_pro"] == "Housecall Pro (coming soon)"
+
+    response = admin_a.post(
+        ADD_URL,
+        add_form(
+            tenant_a.company,
+            provider="housecall_pro",
+            new_credentials=json.dumps({"api_key": "x"}),
+        ),
+    )
+    assert response.status_code == 200
+    errors = response.context["adminform"].form.errors["provider"]
+    assert errors == [
+        "Housecall Pro is coming soon: Fieldbridge has no Housecall Pro connector yet, so it "
+        "cannot sync. Choose one of the available providers."
+    ]
+    assert not Integration.objects.filter(provider="housecall_pro").exists()

@@ -82,6 +82,20 @@ class ServiceTitanClient(ApiClient):
 
         yield from paginate(fetch, start=1, max_pages=max_pages, provider=self.provider)
 
+    def total_count(self, path: str, *, params: dict | None = None) -> int | None:
+        """How many records a listing holds: one record's page with `includeTotal=true`, whose
+        body's `totalCount` says (PaginatedResponse: "totalCount", null unless asked for).
+        None when the body has no usable count."""
+        body = self.get(
+            path,
+            params={**(params or {}), "page": 1, "pageSize": 1, "includeTotal": "true"},
+            use_cache=False,
+        ).json()
+        total = body.get("totalCount") if isinstance(body, dict) else None
+        if isinstance(total, bool) or not isinstance(total, int) or total < 0:
+            return None
+        return total
+
     def get_record(self, path: str) -> dict:
         """One record by its path (`…/{resource}/{id}`). Raises ProviderNotFoundError on 404."""
         record = self.get(path, use_cache=False).json()

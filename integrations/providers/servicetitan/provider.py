@@ -153,6 +153,19 @@ class ServiceTitanProvider(Provider):
                 max_pages=self.max_pages,
             )
 
+    def estimated_total(self, entity: str) -> int | None:
+        """The list endpoints count for us (`includeTotal=true` -> `totalCount`): one call per
+        resource the entity reads, with the same filters as a full read (`pages`)."""
+        client = self.get_client()
+        total = 0
+        for resource in self._resources(entity):
+            params: dict = {"active": "Any"} if resource.has_active else {}
+            count = client.total_count(self.path(resource.module, resource.path), params=params)
+            if count is None:
+                return None
+            total += count
+        return total
+
     def map_record(self, entity: str, raw: dict) -> ExternalRecord:
         match entity:
             case "clients":
