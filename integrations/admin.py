@@ -142,13 +142,19 @@ class IntegrationAdminForm(forms.ModelForm):
         url = (self.cleaned_data.get("base_url_override") or "").strip()
         if not url or self.operator:
             return url
-        host = urlsplit(url).hostname or ""
-        if host not in settings.INTEGRATION_SANDBOX_HOSTS:
+        parts = urlsplit(url)
+        try:
+            port = parts.port or (443 if parts.scheme == "https" else 80)
+        except ValueError:
+            port = None
+        host = parts.hostname or ""
+        allowed = settings.INTEGRATION_SANDBOX_HOSTS
+        if f"{host}:{port}" not in allowed and f"{host}:*" not in allowed:
+            where = ", ".join(allowed) or "none on this deployment"
             raise forms.ValidationError(
                 "Only Fieldbridge operators can point an integration at another address. "
-                "Team admins may use the provider sandbox ("
-                + ", ".join(settings.INTEGRATION_SANDBOX_HOSTS)
-                + ") or leave this blank for the provider's own API."
+                f"Team admins may use the provider sandbox ({where}) or leave this blank "
+                "for the provider's own API."
             )
         return url
 

@@ -22,12 +22,17 @@ def _like(text: str) -> str:
     return f"%{escaped}%"
 
 
-def text_search(queryset: QuerySet, query: str, *, columns: tuple[str, ...]) -> QuerySet:
-    """Rows whose `columns` (together) or whose client's name contain `query`."""
+def text_search(
+    queryset: QuerySet, query: str, *, columns: tuple[str, ...], clients: QuerySet | None = None
+) -> QuerySet:
+    """Rows whose `columns` (together) or whose client's name contain `query`. `clients` is
+    the user's visible clients: matching names are looked up within them, so another
+    company's look-alike names can neither crowd out the user's own nor cost a global scan."""
+    candidates = Client.objects.all() if clients is None else clients
     client_ids = list(
-        Client.objects.filter(name__icontains=query).values_list("pk", flat=True)[
-            :MAX_CLIENT_MATCHES
-        ]
+        candidates.filter(name__icontains=query)
+        .order_by()
+        .values_list("pk", flat=True)[:MAX_CLIENT_MATCHES]
     )
     if connection.vendor != "postgresql":
         text = Q()

@@ -20,7 +20,7 @@ from portal.exports import csv_response
 from portal.models import Job, JobActivity
 from portal.paging import keyset_page
 from portal.search import text_search
-from portal.selectors import job_list_visible_to
+from portal.selectors import client_list_visible_to, job_list_visible_to
 from portal.services import invitation_user
 
 
@@ -175,7 +175,12 @@ def _filtered_jobs(request: HttpRequest):
         jobs = jobs.filter(scheduled_start__lte=_local_day_start(end, end=True))
     query = (request.GET.get("q") or "").replace("\x00", "").strip()[:100]
     if query:
-        jobs = text_search(jobs, query, columns=("number", "summary", "address"))
+        jobs = text_search(
+            jobs,
+            query,
+            columns=("number", "summary", "address"),
+            clients=client_list_visible_to(user=request.user),
+        )
     return jobs, status, query, errors
 
 
@@ -203,6 +208,9 @@ def job_export(request: HttpRequest) -> HttpResponse:
     jobs, _status, _query, errors = _filtered_jobs(request)
     if errors:
         return job_list(request)
+    # The rows stream after this view returns (and the time-zone middleware resets the zone),
+    # so take the business's zone now.
+    zone = timezone.get_current_timezone()
     rows = (
         [
             j.number,
@@ -210,8 +218,8 @@ def job_export(request: HttpRequest) -> HttpResponse:
             j.client.name if j.client else "",
             j.get_status_display(),
             j.address,
-            timezone.localtime(j.scheduled_start).isoformat() if j.scheduled_start else "",
-            timezone.localtime(j.completed_at).isoformat() if j.completed_at else "",
+            j.scheduled_start.astimezone(zone).isoformat() if j.scheduled_start else "",
+            j.completed_at.astimezone(zone).isoformat() if j.completed_at else "",
         ]
         for j in jobs.order_by("-scheduled_start", "-id").iterator(chunk_size=2000)
     )

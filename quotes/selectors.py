@@ -26,18 +26,16 @@ def decision_in_force():
 
 def quote_list_awaiting_decision(*, user: User) -> QuerySet[Quote]:
     """Sent quotes with no decision in force, soonest expiry first."""
-    from datetime import timedelta
-
     from django.db.models import Q
     from django.utils import timezone
 
-    # Expired quotes cannot be decided, so they are not "awaiting" (a day's grace for time
-    # zones: the service checks the exact date in the business's zone).
-    yesterday = (timezone.now() - timedelta(days=1)).date()
+    # Expired quotes cannot be decided, so they are not "awaiting". "Today" is the active time
+    # zone's: the business's on portal pages (portal.middleware), UTC elsewhere.
+    today = timezone.localdate()
     return (
         quote_list_visible_to(user=user)
         .filter(status=Quote.Status.SENT)
-        .filter(Q(valid_until__isnull=True) | Q(valid_until__gte=yesterday))
+        .filter(Q(valid_until__isnull=True) | Q(valid_until__gte=today))
         .filter(~Exists(decision_in_force()))
         .order_by(F("valid_until").asc(nulls_last=True), "id")
     )

@@ -76,7 +76,12 @@ def _filtered_quotes(request: HttpRequest):
 
             quotes = quotes.filter(Exists(decision_in_force()))
     if query:
-        quotes = text_search(quotes, query, columns=("number", "title"))
+        quotes = text_search(
+            quotes,
+            query,
+            columns=("number", "title"),
+            clients=client_list_visible_to(user=request.user),
+        )
     return quotes, show, query
 
 
@@ -101,6 +106,7 @@ def quote_list(request: HttpRequest) -> HttpResponse:
 def quote_export(request: HttpRequest) -> HttpResponse:
     """The quotes list, as filtered, as CSV."""
     quotes, show, _query = _filtered_quotes(request)
+    zone = timezone.get_current_timezone()  # the business's; the rows stream after we return
     rows = (
         [
             q.number,
@@ -110,7 +116,7 @@ def quote_export(request: HttpRequest) -> HttpResponse:
             q.currency,
             q.total,
             q.valid_until.isoformat() if q.valid_until else "",
-            q.sent_at.isoformat() if q.sent_at else "",
+            q.sent_at.astimezone(zone).isoformat() if q.sent_at else "",
         ]
         for q in quotes.iterator(chunk_size=2000)
     )

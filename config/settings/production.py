@@ -56,3 +56,7 @@ SECURE_HSTS_PRELOAD = env.bool("DJANGO_SECURE_HSTS_PRELOAD", default=True)
 
 LOG_FORMAT = env("DJANGO_LOG_FORMAT", default="json")
 LOGGING["handlers"]["console"]["formatter"] = LOG_FORMAT  # noqa: F405
+
+# No sandbox in production unless the operators name one: a team admin's base URL override
+# would otherwise reach whatever listens on the server itself.
+INTEGRATION_SANDBOX_HOSTS = env.list("INTEGRATION_SANDBOX_HOSTS", default=[])

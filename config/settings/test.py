@@ -13,3 +13,6 @@ HEALTH_CHECK_TOKEN = "test-health-token"  # noqa: S105
 
 STATIC_ROOT = VAR_DIR / "static"
 ensure_local_dirs(VAR_DIR)
+
+# Tests start the provider sandbox on a free port.
+INTEGRATION_SANDBOX_HOSTS = ["127.0.0.1:*", "localhost:*"]

@@ -91,3 +91,47 @@ def test_testing_a_provider_without_a_connector_is_a_failed_result_not_a_500():
     integration = factories.IntegrationFactory(provider="housecall_pro")
     result = integration_test_connection(integration=integration)
     assert result.ok is False and "no Housecall Pro connector" in result.message
+
+
+def test_the_admin_form_for_a_team_admin_refuses_other_addresses(rf, settings):
+    """Through IntegrationAdmin.get_form (the wiring, not a hand-made form class)."""
+    from django.contrib import admin as django_admin
+
+    from integrations.admin import IntegrationAdmin
+    from integrations.models import Integration
+
+    settings.INTEGRATION_SANDBOX_HOSTS = ["127.0.0.1:8765"]
+    integration = factories.IntegrationFactory(provider="servicem8")
+    request = rf.post("/")
+    request.user = staff(integration.company, "admin")
+    model_admin = IntegrationAdmin(Integration, django_admin.site)
+    form_class = model_admin.get_form(request, integration, change=True)
+    assert form_class.operator is False
+    for url, allowed in [
+        ("http://127.0.0.1:8765", True),
+        ("http://127.0.0.1:6379/", False),  # Redis on the server itself
+        ("https://evil.example", False),
+    ]:
+        form = form_class(
+            data={"base_url_override": url, "name": "x", "config": "{}"}, instance=integration
+        )
+        form.is_valid()
+        assert ("base_url_override" not in form.errors) is allowed, (url, form.errors)
+    request.user = factories.UserFactory(is_staff=True, is_superuser=True)
+    assert model_admin.get_form(request, integration, change=True).operator is True
+
+
+def test_a_dispatcher_cannot_cancel_an_import(client, settings):
+    from sync.imports import import_start
+
+    integration = factories.IntegrationFactory(provider="servicem8")
+    admin_user = staff(integration.company, "admin")
+    entry = import_start(integration=integration, entities=["clients"], actor=admin_user)
+    client.force_login(staff(integration.company, "dispatcher"))
+    cancel = client.post(f"/{settings.ADMIN_URL}sync/import/{entry.pk}/cancel/")
+    assert cancel.status_code == 404
+    client.force_login(admin_user)
+    assert client.post(f"/{settings.ADMIN_URL}sync/import/{entry.pk}/cancel/").status_code in (
+        200,
+        302,
+    )

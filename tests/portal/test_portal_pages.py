@@ -378,3 +378,51 @@ def test_exports_hold_only_what_the_user_may_see_and_defuse_formulas(client, mem
     jobs = b"".join(client.get("/jobs/export.csv").streaming_content).decode("utf-8-sig")
     assert job.number in jobs and "J-THEIRS" not in jobs
     assert client.get("/jobs/export.csv?from=2026-02-30").status_code == 400
+
+
+def test_exports_and_awaiting_use_the_business_day(client, member):
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    company = member.client.integration.company
+    company.timezone = "Pacific/Kiritimati"  # UTC+14: its "today" is often UTC's tomorrow
+    company.save()
+    nine_local = datetime(2026, 12, 1, 9, 0, tzinfo=ZoneInfo("Pacific/Kiritimati"))
+    factories.JobFactory(
+        integration=member.client.integration, client=member.client, scheduled_start=nine_local
+    )
+    local_today = timezone.now().astimezone(ZoneInfo("Pacific/Kiritimati")).date()
+    expired_yesterday = make_quote(member, valid_until=local_today - timedelta(days=1))
+    client.force_login(member.user)
+    body = b"".join(client.get("/jobs/export.csv").streaming_content).decode("utf-8-sig")
+    assert "2026-12-01T09:00:00+14:00" in body
+    assert expired_yesterday.number not in client.get("/").content.decode()
+
+
+def test_search_by_client_name_is_not_crowded_out_by_other_tenants(client, member):
+    from portal.search import MAX_CLIENT_MATCHES
+
+    other = factories.IntegrationFactory()
+    from portal.models import Client
+
+    Client.objects.bulk_create(
+        Client(integration=other, external_id=f"x{n}", name=f"Acme other {n}")
+        for n in range(MAX_CLIENT_MATCHES + 5)
+    )
+    member.client.name = "Acme zzz"
+    member.client.save()
+    mine = make_quote(member)
+    client.force_login(member.user)
+    assert mine.number in client.get("/quotes/?show=all&q=Acme").content.decode()
+
+
+def test_csrf_failures_and_bad_requests_get_designed_pages(member):
+    from django.test import Client as BrowserClient
+
+    browser = BrowserClient(enforce_csrf_checks=True)
+    browser.force_login(member.user)
+    quote = make_quote(member)
+    refused = browser.post(f"/quotes/{quote.pk}/decide/", {"action": "approve_all"})
+    assert refused.status_code == 403 and "Please try again" in refused.content.decode()
+    bad = BrowserClient().get("/", HTTP_HOST="bad host name")
+    assert bad.status_code == 400 and "could not understand" in bad.content.decode()

@@ -18,4 +18,4 @@ def test_demo_client_user_has_quotes_from_both_providers(sandbox_clean, capsys):
     providers = {q.integration.provider for q in quote_list_awaiting_decision(user=user)}
     assert providers == {"servicem8", "servicetitan"}, out
     assert "ServiceM8" in out and "ServiceTitan" in out
-    assert "demo-pass-123" in out or "client@demo.fieldbridge.test" in out
+    assert "demo-pass-123" in out and "client@demo.fieldbridge.test" in out

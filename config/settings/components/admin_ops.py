@@ -16,8 +16,9 @@ ALERT_DEAD_LETTERS_THRESHOLD = env.int("ALERT_DEAD_LETTERS_THRESHOLD", default=1
 # `<KEY>_OAUTH_SCOPES` from the environment (integrations.conf).
 INTEGRATION_OAUTH_STATE_MAX_AGE = env.int("INTEGRATION_OAUTH_STATE_MAX_AGE", default=600)
 
-# Hosts a company's team admins may point an integration's base URL at (the provider
-# sandbox); any other override is for operators (superusers) only.
+# host:port pairs ("host:*" for any port) a company's team admins may point an integration's
+# base URL at: the provider sandbox of `make run`. Any other override is for operators
+# (superusers) only. Production defaults to none (config/settings/production.py).
 INTEGRATION_SANDBOX_HOSTS = env.list(
-    "INTEGRATION_SANDBOX_HOSTS", default=["127.0.0.1", "localhost"]
+    "INTEGRATION_SANDBOX_HOSTS", default=["127.0.0.1:8765", "localhost:8765"]
 )
