@@ -7,6 +7,7 @@ import logging
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from datetime import timedelta
 from typing import Any
 from urllib.parse import urlencode
 
@@ -484,7 +485,11 @@ INCIDENT_ADVICE = {
 }
 
 
-def _incident_notify(incident_id: int) -> None:
+def _incident_notify(incident_id: int, *, sentry: bool = True) -> bool:
+    """Tell Sentry (when the incident opens) and email the admins. `notified_at` is set only
+    once the email went out (or nobody is to be emailed): an incident whose email failed is
+    emailed again by the periodic alerts check (sync.alerts.alerts_check), never twice after
+    a success. Returns whether the admins have been told."""
     incident = Incident.objects.select_related("integration__company").get(pk=incident_id)
     integration = incident.integration
     subject = f"[Fieldbridge] {integration}: {incident.get_kind_display()}"
@@ -493,20 +498,38 @@ def _incident_notify(incident_id: int) -> None:
         f"{incident.detail}\n\n{INCIDENT_ADVICE.get(incident.kind, '')}\n\n"
         "You get one email per incident; it closes by itself when the condition clears."
     )
-    with sentry_sdk.new_scope() as scope:
-        scope.set_tag("integration_id", integration.pk)
-        scope.set_tag("provider", integration.provider)
-        scope.set_tag("incident_kind", incident.kind)
-        scope.fingerprint = ["integration-incident", str(integration.pk), incident.kind]
-        sentry_sdk.capture_message(subject, level="warning")
+    if sentry:
+        with sentry_sdk.new_scope() as scope:
+            scope.set_tag("integration_id", integration.pk)
+            scope.set_tag("provider", integration.provider)
+            scope.set_tag("incident_kind", incident.kind)
+            scope.fingerprint = ["integration-incident", str(integration.pk), incident.kind]
+            sentry_sdk.capture_message(subject, level="warning")
+        logger.warning(
+            "integration incident opened",
+            extra={"integration_id": integration.pk, "kind": incident.kind},
+        )
     recipients = integration_alert_recipients(integration=integration)
     if recipients:
         try:
             send_mail(subject, body, None, recipients)
         except Exception:
-            logger.exception("incident alert email failed", extra={"incident_id": incident_id})
-    Incident.objects.filter(pk=incident_id).update(notified_at=timezone.now())
-    logger.warning(
-        "integration incident opened",
-        extra={"integration_id": integration.pk, "kind": incident.kind},
+            logger.exception(
+                "incident alert email failed; the alerts check retries it",
+                extra={"incident_id": incident_id},
+            )
+            return False
+    Incident.objects.filter(pk=incident_id, notified_at__isnull=True).update(
+        notified_at=timezone.now()
     )
+    return True
+
+
+def incidents_notify_pending(*, older_than_seconds: int = 60) -> int:
+    """Email the open incidents whose email has not gone out yet (a failed send, or a worker
+    that died before sending). Returns how many were emailed now."""
+    cutoff = timezone.now() - timedelta(seconds=older_than_seconds)
+    pending = Incident.objects.filter(
+        closed_at__isnull=True, notified_at__isnull=True, opened_at__lte=cutoff
+    ).values_list("pk", flat=True)
+    return sum(_incident_notify(pk, sentry=False) for pk in list(pending))

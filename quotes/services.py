@@ -313,7 +313,7 @@ def quote_decision_notify(*, decision_id: int) -> int:
     client = quote.client.name if quote.client else "A client"
     lines = [
         f"{client} {verb} quote {quote.number or quote.external_id} ({quote.title}).",
-        f"Decided by {who} at {timezone.localtime(record.decided_at):%Y-%m-%d %H:%M %Z}.",
+        f"Decided by {who} at {_in_company_zone(record.decided_at, company):%Y-%m-%d %H:%M %Z}.",
     ]
     if record.decision == QuoteDecision.Decision.APPROVE:
         lines.append("Approved items:")
@@ -332,6 +332,15 @@ def quote_decision_notify(*, decision_id: int) -> int:
         recipient_list=recipients,
     )
     return len(recipients)
+
+
+def _in_company_zone(moment, company):
+    import zoneinfo
+
+    try:
+        return moment.astimezone(zoneinfo.ZoneInfo(company.timezone))
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        return moment
 
 
 def quote_decision_retry_writeback(*, user: User, decision_id: int) -> bool:

@@ -158,4 +158,7 @@ def alerts_check() -> int:
         _guarded(sync_failures_check, integration_id=integration.pk)
         _guarded(dead_letters_check, integration_id=integration.pk)
         checked += 1
+    from integrations.services import incidents_notify_pending
+
+    _guarded(incidents_notify_pending)
     return checked

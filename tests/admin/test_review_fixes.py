@@ -135,3 +135,39 @@ def test_a_dispatcher_cannot_cancel_an_import(client, settings):
         200,
         302,
     )
+
+
+def test_an_alert_email_that_failed_is_sent_by_the_next_check(
+    settings, django_capture_on_commit_callbacks, monkeypatch
+):
+    from django.core import mail
+
+    from integrations import services
+    from integrations.models import Incident
+
+    settings.ADMINS = [("Ops", "ops@fieldbridge.test")]
+    integration = factories.IntegrationFactory()
+    staff(integration.company, "admin")
+    sentry_events = []
+    monkeypatch.setattr(
+        services.sentry_sdk, "capture_message", lambda *a, **k: sentry_events.append(a)
+    )
+    real_send = services.send_mail
+
+    def smtp_down(*args, **kwargs):
+        raise OSError("SMTP is down")
+
+    monkeypatch.setattr(services, "send_mail", smtp_down)
+    with django_capture_on_commit_callbacks(execute=True):
+        incident = services.integration_incident_open(
+            integration_id=integration.pk, kind=Incident.Kind.NEEDS_REAUTH, detail="401"
+        )
+    incident.refresh_from_db()
+    assert incident.notified_at is None and len(sentry_events) == 1
+    monkeypatch.setattr(services, "send_mail", real_send)
+    mail.outbox.clear()
+    assert services.incidents_notify_pending(older_than_seconds=0) == 1
+    incident.refresh_from_db()
+    assert incident.notified_at is not None and len(mail.outbox) == 1
+    assert services.incidents_notify_pending(older_than_seconds=0) == 0  # once, not per check
+    assert len(sentry_events) == 1
