@@ -10,8 +10,10 @@ member never gets duplicate rows and no `DISTINCT` is needed. Records the provid
 (`remote_deleted_at`) are hidden, and so is everything of a deleted client.
 """
 
+import uuid
 from dataclasses import dataclass
 
+from django.core.cache import cache
 from django.db.models import Q, QuerySet
 
 from portal.models import Client, ClientMembership, Company, Job, TeamMembership, User
@@ -31,22 +33,61 @@ class Scope:
     integration_ids: tuple[int, ...]
 
 
+SCOPE_CACHE_SECONDS = 30
+SCOPE_VERSION_KEY = "portal:user-scope:version"
+
+
+def _scope_cache_key(user: User) -> str:
+    # date_joined guards against a reused id (a recreated test database, same Redis).
+    joined = user.date_joined.timestamp() if user.date_joined else 0
+    return f"portal:user-scope:{user.pk}:{joined}"
+
+
+def user_scope_invalidate() -> None:
+    """Retire every cached scope (portal.signals calls it when memberships change)."""
+    cache.set(SCOPE_VERSION_KEY, uuid.uuid4().hex, None)
+
+
+def _user_scope_query(user: User) -> Scope:
+    from integrations.models import Integration
+
+    return Scope(
+        client_ids=tuple(user_client_ids(user).values_list("client_id", flat=True)),
+        integration_ids=tuple(
+            Integration.objects.filter(company_id__in=user_company_ids(user)).values_list(
+                "id", flat=True
+            )
+        ),
+    )
+
+
 def user_scope(user: User) -> Scope:
     """The ids a non-superuser may see, read once per request (cached on the user object):
     plain id lists let PostgreSQL walk an index in page order instead of filtering 100,000
-    rows through subqueries."""
-    cached = getattr(user, "_fieldbridge_scope", None)
-    if cached is None:
-        from integrations.models import Integration
+    rows through subqueries.
 
-        cached = Scope(
-            client_ids=tuple(user_client_ids(user).values_list("client_id", flat=True)),
-            integration_ids=tuple(
-                Integration.objects.filter(company_id__in=user_company_ids(user)).values_list(
-                    "id", flat=True
-                )
-            ),
-        )
+    Across requests the scope is cached for SCOPE_CACHE_SECONDS with the scope version it was
+    read under, fetched together with the current version (one cache round trip); a change of
+    membership or integration bumps the version (portal.signals), so it applies at once.
+    Only for users flagged `share_scope_cache` (the API's, by CompanyScopedApiMixin): the
+    portal's pages keep reading it per request (their query-count tests pin that)."""
+    cached = getattr(user, "_fieldbridge_scope", None)
+    if cached is None and not getattr(user, "share_scope_cache", False):
+        cached = user._fieldbridge_scope = _user_scope_query(user)
+    if cached is None:
+        key = _scope_cache_key(user)
+        found = cache.get_many([SCOPE_VERSION_KEY, key])
+        version = found.get(SCOPE_VERSION_KEY)
+        stored = found.get(key)
+        if version is not None and stored is not None and stored[0] == version:
+            cached = Scope(client_ids=stored[1], integration_ids=stored[2])
+        else:
+            if version is None:  # never set, or evicted: start one, cache from the next read
+                cache.add(SCOPE_VERSION_KEY, uuid.uuid4().hex, None)
+            cached = _user_scope_query(user)
+            if version is not None:
+                stored = (version, cached.client_ids, cached.integration_ids)
+                cache.set(key, stored, SCOPE_CACHE_SECONDS)
         user._fieldbridge_scope = cached
     return cached
 

@@ -25,7 +25,7 @@ from rest_framework.permissions import IsAuthenticated
 from rest_framework.throttling import BaseThrottle
 
 from portal.api.pagination import ApiCursorPagination
-from portal.api.throttles import RateLimitHeadersMixin
+from portal.api.throttles import RateLimitHeadersMixin, throttle_waits
 from portal.selectors import company_list_visible_to
 
 FORBIDDEN_OVERRIDES = ("get_queryset", "get_permissions")
@@ -53,19 +53,21 @@ class CompanyScopedApiMixin(RateLimitHeadersMixin):
     def perform_authentication(self, request) -> None:
         self._check_throttles(request, before_authentication=True)
         super().perform_authentication(request)
+        request.user.share_scope_cache = True  # user_scope may come from the shared cache
 
     def check_throttles(self, request) -> None:
         self._check_throttles(request, before_authentication=False)
 
     def _check_throttles(self, request, *, before_authentication: bool) -> None:
         """DRF's check_throttles for one phase: every throttle of the phase counts the request,
-        then the longest wait is the Retry-After."""
-        waits = [
-            throttle.wait()
+        then the longest wait is the Retry-After. One Redis round trip per phase
+        (throttles.throttle_waits)."""
+        throttles = [
+            throttle
             for throttle in self.get_throttles()
             if getattr(throttle, "before_authentication", False) is before_authentication
-            and not throttle.allow_request(request, self)
         ]
+        waits = throttle_waits(throttles, request, self)
         if waits:
             self.throttled(request, max((w for w in waits if w is not None), default=None))
 

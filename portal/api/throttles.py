@@ -8,9 +8,21 @@ limit DRF raises Throttled, which the exception handler turns into 429 with Retr
 Throttles with `before_authentication` (the per-IP ones) are checked by
 `CompanyScopedApiMixin` before the request is authenticated, so unauthenticated and bad-token
 requests are limited (and cost no token lookup once over the limit).
+
+`throttle_waits` checks a phase's throttles together: on Redis (Django's RedisCache) in one
+round trip, a Lua script keeping each throttle's window as a Redis list of timestamps (newest
+first, as DRF's history); on any other cache (the file cache of `make run`) one throttle at a
+time through DRF's cache get/set. Both keep DRF's sliding window: a refused request is not
+counted, and every throttle of the phase counts the request whether or not another refuses.
 """
 
+import time
+
 from django.conf import settings
+from django.core.cache import DEFAULT_CACHE_ALIAS, caches
+from django.core.cache.backends.redis import RedisCache
+from django.utils.connection import ConnectionProxy
+from redis.commands.core import Script
 from rest_framework import throttling
 
 SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
@@ -38,15 +50,35 @@ class _RateThrottle(throttling.SimpleRateThrottle):
         return f"{settings.API_THROTTLE_CACHE_PREFIX}:{type(self).__name__}:{ident}"
 
     def allow_request(self, request, view):
+        """DRF's check through the cache's get/set (the non-Redis path)."""
         self.key = None
         allowed = super().allow_request(request, view)
         if self.key is not None:
-            remaining = max(0, self.num_requests - len(self.history))
-            reset = int(self.history[-1] + self.duration - self.now + 0.999) if self.history else 0
-            states = getattr(request, "_rate_limit_states", [])
-            states.append((remaining, self.num_requests, max(reset, 0)))
-            request._rate_limit_states = states
+            self.settle(
+                request, count=len(self.history), oldest=self.history[-1] if self.history else None
+            )
         return allowed
+
+    def settle(self, request, *, count: int, oldest: float | None) -> None:
+        """Record the window after this request (its size, its oldest timestamp) for wait()
+        and the X-RateLimit-* headers."""
+        self.count, self.oldest = count, oldest
+        remaining = max(0, self.num_requests - count)
+        reset = int(oldest + self.duration - self.now + 0.999) if oldest is not None else 0
+        states = getattr(request, "_rate_limit_states", [])
+        states.append((remaining, self.num_requests, max(reset, 0)))
+        request._rate_limit_states = states
+
+    def wait(self):
+        """DRF's wait() from the recorded window (no history list needed)."""
+        if self.oldest is not None:
+            remaining_duration = self.duration - (self.now - self.oldest)
+        else:
+            remaining_duration = self.duration
+        available_requests = self.num_requests - self.count + 1
+        if available_requests <= 0:
+            return None
+        return remaining_duration / float(available_requests)
 
 
 class UserRateThrottle(_RateThrottle):
@@ -72,6 +104,75 @@ class UserWriteRateThrottle(UserRateThrottle):
 class IpWriteRateThrottle(IpRateThrottle):
     setting = "API_THROTTLE_WRITE_RATE"
     writes_only = True
+
+
+# KEYS: the windows; ARGV: now, then each window's limit and duration. Per window: drop the
+# timestamps that left it, count the request if under the limit (LPUSH, EXPIRE), and return
+# {allowed, size, oldest}. `now` is stored as sent (a float's repr), so it reads back exactly.
+_WINDOWS_LUA = b"""
+local now = tonumber(ARGV[1])
+local out = {}
+for i, key in ipairs(KEYS) do
+  local limit = tonumber(ARGV[2 * i])
+  local duration = tonumber(ARGV[2 * i + 1])
+  while true do
+    local oldest = redis.call('LINDEX', key, -1)
+    if not oldest or tonumber(oldest) > now - duration then break end
+    redis.call('RPOP', key)
+  end
+  local allowed = 0
+  if redis.call('LLEN', key) < limit then
+    redis.call('LPUSH', key, ARGV[1])
+    redis.call('EXPIRE', key, math.ceil(duration))
+    allowed = 1
+  end
+  out[i] = {allowed, redis.call('LLEN', key), redis.call('LINDEX', key, -1) or false}
+end
+return out
+"""
+_WINDOWS = Script(None, _WINDOWS_LUA)  # EVALSHA, loading the script on the first miss
+
+
+def _redis_client(cache):
+    """A redis-py client for Django's RedisCache, else None (use DRF's get/set)."""
+    cache = caches[DEFAULT_CACHE_ALIAS] if isinstance(cache, ConnectionProxy) else cache
+    if not isinstance(cache, RedisCache):
+        return None
+    return cache._cache.get_client(write=True)  # RedisCache's own connection pool
+
+
+def throttle_waits(throttles, request, view) -> list[float | None]:
+    """Count the request against every throttle; the waits of those that refuse it."""
+    windowed = [t for t in throttles if isinstance(t, _RateThrottle)]
+    cache = windowed[0].cache if windowed else None
+    client = _redis_client(cache)
+    if client is None:
+        windowed = []
+    # Any other throttle, and every one without Redis: one at a time, as DRF does.
+    waits = [
+        t.wait() for t in throttles if t not in windowed and not t.allow_request(request, view)
+    ]
+    active = []
+    for throttle in windowed:
+        throttle.key = throttle.get_cache_key(request, view)
+        if throttle.key is not None:
+            active.append(throttle)
+    if not active:
+        return waits
+    now = time.time()
+    # Lists, not the cache's pickled values: a suffix keeps them apart from DRF-format keys.
+    keys = [cache.make_and_validate_key(f"{t.key}:window") for t in active]
+    args = [repr(now)]
+    for throttle in active:
+        args += [throttle.num_requests, throttle.duration]
+    for throttle, (allowed, count, oldest) in zip(
+        active, _WINDOWS(keys=keys, args=args, client=client), strict=True
+    ):
+        throttle.now = now
+        throttle.settle(request, count=int(count), oldest=None if oldest is None else float(oldest))
+        if not allowed:
+            waits.append(throttle.wait())
+    return waits
 
 
 class RateLimitHeadersMixin:
