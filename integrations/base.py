@@ -168,6 +168,20 @@ class ExternalJobMaterial(ExternalRecord):
 
 
 @dataclass(frozen=True, kw_only=True)
+class ExternalJobActivity(ExternalRecord):
+    """A visit on a job: when it is scheduled and who works it. `staff_external_ids` are the
+    external ids of the ExternalStaff assigned (all of them: ones not synced are ignored when
+    writing). `status` is the provider's own word for the visit ("Scheduled", "Done"…)."""
+
+    job_external_id: str
+    staff_external_ids: tuple[str, ...] = ()
+    starts_at: datetime | None = None
+    ends_at: datetime | None = None
+    status: str = ""
+    notes: str = ""
+
+
+@dataclass(frozen=True, kw_only=True)
 class ExternalAttachment(ExternalRecord):
     """A file's metadata on a job (never its bytes). `provider_reference` is what
     `Provider.attachment_download` takes to fetch the file through the provider's API: an id,
@@ -466,6 +480,8 @@ DEFAULT_RECORD_TYPES: dict[str, tuple[type[ExternalRecord], ...]] = {
     "line_items": (ExternalLineItem,),
     "materials": (ExternalJobMaterial, ExternalLineItem),
     "attachments": (ExternalAttachment,),
+    "activities": (ExternalJobActivity,),
+    "appointments": (ExternalJobActivity,),
 }
 
 

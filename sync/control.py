@@ -23,9 +23,11 @@ from django.utils import timezone
 from config.celery import app as celery_app
 from integrations import registry
 from integrations.base import (
+    ExternalAttachment,
     ExternalClient,
     ExternalContact,
     ExternalJob,
+    ExternalJobActivity,
     ExternalJobMaterial,
     ExternalLineItem,
     ExternalQuote,
@@ -81,7 +83,14 @@ def integration_list_for_operators(*, user: User) -> QuerySet[Integration]:
 # entities that map to one of these types take part (a ServiceM8 quote is a job).
 ACTION_RECORD_TYPES: dict[str, tuple[type[ExternalRecord], ...]] = {
     "sync_companies": (ExternalClient, ExternalContact),
-    "sync_jobs": (ExternalJob, ExternalJobMaterial, ExternalStaff),
+    # A job's visits (schedule, technicians), materials and attachments come with it.
+    "sync_jobs": (
+        ExternalJob,
+        ExternalJobMaterial,
+        ExternalStaff,
+        ExternalJobActivity,
+        ExternalAttachment,
+    ),
     "sync_quotes": (ExternalQuote, ExternalLineItem),
 }
 FULL_SYNC = "full_sync"

@@ -15,7 +15,10 @@ order (clients before jobs before quotes before line items):
 3. elsewhere (SQLite: local development), reads the existing rows' digests with one query per
    batch, skips the unchanged and the stale, and upserts the rest with
    `bulk_create(update_conflicts=True)`;
-4. if the database refuses a batch (a value too long, a broken constraint), retries its rows
+4. for a sink with many-to-many links (a visit's staff), sets each written record's links to
+   the rows its external ids name (ids not synced are ignored, not held): one query reads the
+   current through rows, one bulk delete and one bulk insert change them;
+5. if the database refuses a batch (a value too long, a broken constraint), retries its rows
    one by one under savepoints so that only the bad rows fail, each with its reason.
 
 Deletes are soft: a deleted record sets `remote_deleted_at` (kept from the first time it was
@@ -40,13 +43,23 @@ from integrations.base import (
     ExternalClient,
     ExternalContact,
     ExternalJob,
+    ExternalJobActivity,
     ExternalJobMaterial,
     ExternalLineItem,
     ExternalQuote,
     ExternalRecord,
     ExternalStaff,
 )
-from portal.models import Attachment, Client, Contact, Job, JobMaterial, Staff, SyncedModel
+from portal.models import (
+    Attachment,
+    Client,
+    Contact,
+    Job,
+    JobActivity,
+    JobMaterial,
+    Staff,
+    SyncedModel,
+)
 from quotes.models import Quote, QuoteLineItem
 
 BATCH_SIZE = 1000  # rows a bulk_create statement (the SQLite path, and the fallback)
@@ -65,6 +78,13 @@ class Parent:
 
 
 @dataclass(frozen=True)
+class ManyToMany:
+    field: str  # the model's ManyToManyField, e.g. "staff"
+    attr: str  # the record attribute holding the related rows' external ids (a tuple)
+    model: type[SyncedModel]
+
+
+@dataclass(frozen=True)
 class Sink:
     record_type: type[ExternalRecord]
     model: type[SyncedModel]
@@ -74,6 +94,8 @@ class Sink:
     # only its jobId): without it the quote would belong to no client and no client user
     # would ever see it.
     client_from_job: bool = False
+    # Links set after the rows are written; an external id not synced (yet) is ignored.
+    m2m: tuple[ManyToMany, ...] = ()
 
     def values(self, record: ExternalRecord) -> dict:
         values = {name: getattr(record, name) for name in self.fields}
@@ -155,6 +177,14 @@ SINKS: tuple[Sink, ...] = (
             "sort_order",
         ),
         (Parent("quote_id", "quote_external_id", Quote),),
+    ),
+    # A visit; its staff are linked after the upsert (staff come before jobs in every provider).
+    Sink(
+        ExternalJobActivity,
+        JobActivity,
+        ("starts_at", "ends_at", "status", "notes"),
+        (Parent("job_id", "job_external_id", Job),),
+        m2m=(ManyToMany("staff", "staff_external_ids", Staff),),
     ),
     # File metadata only: the bytes stay with the provider (portal.attachments streams them).
     Sink(
@@ -256,7 +286,10 @@ def write_records(integration_id: int, records: Iterable[ExternalRecord]) -> Wri
             batch = _with_embedded_items(batch, quotes)
         if not batch:
             continue
-        result.merge(_write_sink(integration_id, sink, batch, page))
+        written = _write_sink(integration_id, sink, batch, page)
+        result.merge(written)
+        if sink.m2m:
+            _write_links(integration_id, sink, batch, written.settled.get(sink.model, set()), page)
         if sink.record_type is ExternalJobMaterial:
             by_sink[SINK_BY_TYPE[ExternalLineItem]].extend(
                 _materials_as_line_items(integration_id, batch, page)
@@ -343,13 +376,7 @@ def _write_sink(
     page: _Page | None = None,
 ) -> WriteResult:
     result = WriteResult()
-    # The newest copy of each record wins (a record edited mid-walk can come twice).
-    newest: dict[str, ExternalRecord] = {}
-    for record in records:
-        seen = newest.get(record.external_id)
-        if seen is None or _newer_or_equal(record, seen):
-            newest[record.external_id] = record
-    unique = list(newest.values())
+    unique = list(_newest(records).values())
     if _uses_copy():
         page = page or _Page()
         for start in range(0, len(unique), MERGE_BATCH_SIZE):
@@ -359,6 +386,64 @@ def _write_sink(
     for start in range(0, len(unique), BATCH_SIZE):
         result.merge(_write_batch(integration_id, sink, unique[start : start + BATCH_SIZE]))
     return result
+
+
+def _newest(records: Iterable[ExternalRecord]) -> dict[str, ExternalRecord]:
+    """The newest copy of each record (a record edited mid-walk can come twice)."""
+    newest: dict[str, ExternalRecord] = {}
+    for record in records:
+        seen = newest.get(record.external_id)
+        if seen is None or _newer_or_equal(record, seen):
+            newest[record.external_id] = record
+    return newest
+
+
+def _write_links(
+    integration_id: int,
+    sink: Sink,
+    records: Sequence[ExternalRecord],
+    settled: set[str],
+    page: _Page | None = None,
+) -> None:
+    """Set the many-to-many links of the records now in place (`settled`: written or found
+    unchanged, so a link whose target arrived later is made on the next copy) to exactly the
+    rows their external ids name within the integration. Held and failed records are left
+    alone. One query per lookup, one to read the through rows, then at most one bulk delete
+    and one bulk insert per link."""
+    newest = {ext: r for ext, r in _newest(records).items() if ext in settled}
+    if not newest:
+        return
+    owners = _pks_by_external_id(sink.model, integration_id, set(newest), page)
+    if not owners:
+        return
+    for link in sink.m2m:
+        wanted = {ext for r in newest.values() for ext in getattr(r, link.attr)} - {None, ""}
+        targets = _pks_by_external_id(link.model, integration_id, wanted, page)
+        field = sink.model._meta.get_field(link.field)
+        through = field.remote_field.through
+        source, target = field.m2m_column_name(), field.m2m_reverse_name()
+        desired = {
+            (owners[ext], targets[other])
+            for ext, record in newest.items()
+            if ext in owners
+            for other in getattr(record, link.attr)
+            if other in targets
+        }
+        current = {
+            (owner, other): pk
+            for pk, owner, other in through.objects.filter(
+                **{f"{source}__in": list(owners.values())}
+            ).values_list("pk", source, target)
+        }
+        stale = [pk for pair, pk in current.items() if pair not in desired]
+        if stale:
+            through.objects.filter(pk__in=stale).delete()
+        missing = [pair for pair in desired if pair not in current]
+        if missing:
+            through.objects.bulk_create(
+                [through(**{source: owner, target: other}) for owner, other in sorted(missing)],
+                ignore_conflicts=True,
+            )
 
 
 def _newer_or_equal(record: ExternalRecord, other: ExternalRecord) -> bool:

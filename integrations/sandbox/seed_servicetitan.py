@@ -4,9 +4,10 @@ Fixed catalogues: ``business-units`` (5), ``job-types`` (10), ``technicians`` (1
 ``employees`` (6; their ids are the customers' ``createdById``), and the pricebook:
 ``categories`` (a two-level tree: ``parentId`` plus nested ``subcategories``), ``services``,
 ``materials`` and ``equipment``. Per customer: one ``locations`` record (the service address),
-``contacts`` (mobile phone, e-mail), ``jobs`` (each with one ``appointments`` record) and
+``contacts`` (mobile phone, e-mail), ``jobs`` (each with one ``appointments`` record, worked
+by one or two technicians: ``appointment-assignments``, none on a cancelled appointment) and
 ``estimates`` with line items (``items[]``, SKUs from the pricebook) on one of the customer's
-jobs.
+jobs. Assignments draw from their own generator, so adding them changed no other record.
 
 Ids are int64, increasing in creation order, with gaps, and each resource has its own disjoint
 range so that mixing up e.g. a customer id and a location id finds nothing. Consistency: every
@@ -25,7 +26,7 @@ from __future__ import annotations
 import json
 import random
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from integrations.sandbox import accounts
@@ -46,6 +47,7 @@ from integrations.sandbox.seed_base import (
     json_template,
 )
 from integrations.sandbox.servicetitan_resources import (
+    appointment_assignment_defaults,
     appointment_defaults,
     business_unit_defaults,
     category_defaults,
@@ -67,6 +69,7 @@ OBJECTS = (
     "contacts",
     "jobs",
     "appointments",
+    "appointment-assignments",
     "estimates",
     "technicians",
     "employees",
@@ -189,6 +192,16 @@ _JOB_STATUSES = (
     ("Hold", 0.98),
     ("InProgress", 1.0),
 )
+# Assignment status per job status [spec: Dispatch.JobAppointmentAssignmentStatus, which has
+# no Hold nor Canceled]; a cancelled appointment has no technician.
+_ASSIGNMENT_STATUS = {
+    "Completed": "Done",
+    "Scheduled": "Scheduled",
+    "Hold": "Scheduled",
+    "InProgress": "Working",
+}
+_ASSIGNMENT_FIRST_ID = 600_000_000
+_DISPATCHER_ID = 5017  # the Dispatch employee
 _APPOINTMENT_STATUS = {
     "Completed": "Done",
     "Scheduled": "Scheduled",
@@ -359,6 +372,7 @@ class _Catalogue:
     rows: dict[str, list[Row]]
     techs: list[int]  # active technician ids
     skus: dict[str, list[_Sku]]  # by kind
+    tech_names: dict[int, str] = field(default_factory=dict)  # technician id -> name
 
 
 def _tenant_ref(now_us: int) -> dict[str, Any]:
@@ -452,6 +466,7 @@ def _catalogue(d: Dice, now_us: int) -> _Catalogue:
             (emp_id, d.modified_us(now_us), role != "SalesManager", dumps(data))
         )
     techs: list[int] = []
+    tech_names: dict[int, str] = {}
     for n in range(18):
         tech_id = 7001 + n
         first, last = d.pick(FIRST_NAMES), d.pick(LAST_NAMES)
@@ -482,6 +497,7 @@ def _catalogue(d: Dice, now_us: int) -> _Catalogue:
         rows["technicians"].append((tech_id, d.modified_us(now_us), active, dumps(data)))
         if active:
             techs.append(tech_id)
+        tech_names[tech_id] = data["name"]
 
     # Pricebook categories: children first collected, then nested into their parents.
     children: dict[int, list[dict[str, Any]]] = {}
@@ -640,7 +656,7 @@ def _catalogue(d: Dice, now_us: int) -> _Catalogue:
         modified = add_sku("Service", sku_id, code, name, price_c, hours, trade)
         active = not d.chance(SOFT_DELETED_SHARE)
         rows["services"].append((sku_id, modified, active, dumps(data)))
-    return _Catalogue(rows, techs, skus)
+    return _Catalogue(rows, techs, skus, tech_names)
 
 
 # --- customers ---------------------------------------------------------------------------------
@@ -747,6 +763,18 @@ _APPOINTMENT = _template(
         "createdOn": STR,
     },
 )
+_ASSIGNMENT = _template(
+    appointment_assignment_defaults(),
+    {
+        "technicianId": INT,
+        "technicianName": RAW,
+        "assignedById": INT,
+        "assignedOn": STR,
+        "status": STR,
+        "jobId": INT,
+        "appointmentId": INT,
+    },
+)
 # The order of _Job.values; every job has exactly one appointment.
 _JOB_FIELDS = (
     "jobNumber customerId locationId jobStatus completedOn businessUnitId jobTypeId priority "
@@ -813,6 +841,10 @@ class _Maker:
         self.contacts = sink.buffer("contacts")
         self.jobs = sink.buffer("jobs")
         self.appointments = sink.buffer("appointments")
+        # Assignments have their own dice and id range: the other records stay as they were.
+        self.ad = dice("appointment-assignments")
+        self.assignment_ids = _Ids(self.ad, _ASSIGNMENT_FIRST_ID)
+        self.assignments = sink.buffer("appointment-assignments")
         self.estimates = sink.buffer("estimates")
         self.job_types = [jt for jt in _JOB_TYPES if jt[0] != _ESTIMATE_JOB_TYPE]
         self.estimate_job_type = next(jt for jt in _JOB_TYPES if jt[0] == _ESTIMATE_JOB_TYPE)
@@ -917,6 +949,7 @@ class _Maker:
         )
         appointment_modified = max(jd.modified_us(now, created), completed)
         self.appointments.append((appointment_id, appointment_modified, True, appointment))
+        self._assignments(job_id, appointment_id, status, created, start)
         job_type_id, _, bu_id, trade, _ = job_type
         summary = jd.pick(_SUMMARIES[trade])
         values = [
@@ -938,6 +971,35 @@ class _Maker:
             "null",  # soldById, set by a sold estimate
         ]
         return _Job(job_id, values, created, modified, job_type, summary)
+
+    def _assignments(
+        self, job_id: int, appointment_id: int, job_status: str, created: int, start: int
+    ) -> None:
+        """One or two technicians on an appointment (none once it is cancelled), assigned by
+        dispatch between the job's creation and the appointment's start."""
+        status = _ASSIGNMENT_STATUS.get(job_status)
+        if status is None:
+            return
+        ad = self.ad
+        techs = self.cat.techs
+        first = ad.pick(techs)
+        chosen = [first]
+        if ad.chance(0.25):
+            second = ad.pick(techs)
+            if second != first:
+                chosen.append(second)
+        for tech_id in chosen:
+            assigned = created + int(ad.random() * max(start - created, 0))
+            data = _ASSIGNMENT % (
+                tech_id,
+                _encode_str(self.cat.tech_names[tech_id]),
+                _DISPATCHER_ID,
+                iso_utc(assigned),
+                status,
+                job_id,
+                appointment_id,
+            )
+            self.assignments.append((self.assignment_ids.next(), assigned, True, data))
 
     def _estimate(self, job: _Job) -> None:
         jd, now = self.jd, self.now_us

@@ -18,9 +18,10 @@ https://auth.servicetitan.io):
 Emulated resources are listed in ``servicetitan_resources.RESOURCES``: ``crm`` customers and
 locations, ``jpm`` jobs, appointments and job-types, ``sales`` estimates, ``settings``
 technicians, employees and business-units, ``pricebook`` categories, services, materials and
-equipment. Each ``ResourceSpec`` names the store object, the spec's response schema and list
-parameters, and which column fields (``active``, ``modifiedOn``) the schema has; every
-resource lists through the same page/pageSize/includeTotal/active/ids/sort/date-filter code.
+equipment, ``dispatch`` appointment-assignments (list only, filtered by ``appointmentIds``).
+Each ``ResourceSpec`` names the store object, the spec's response schema and list parameters,
+and which column fields (``active``, ``modifiedOn``) the schema has; every resource lists
+through the same page/pageSize/includeTotal/active/ids/sort/date-filter code.
 Ids are int64 and stored as SQLite integers.
 
 Every API call needs both the ``ST-App-Key`` header and a bearer token issued to the tenant in
@@ -372,6 +373,9 @@ class ServiceTitanApi(ServiceTitanWrites, ProviderApi):
         if isinstance(begun, Response):
             return begun
         _, spec = begun
+        if not spec.has_get:
+            # The spec has no ``GET …/{resource}/{id}`` for this resource: no such route.
+            return self.problem(404)
         if not rid.isdigit() or int(rid) > _INT64_MAX:
             # {id} is int64 in the spec; a non-numeric id matches no route.
             return self.problem(404)
@@ -501,6 +505,17 @@ class _ListQuery:
                 fail("ids", f"At most {MAX_PAGE_SIZE} ids per request in the sandbox.")
             else:
                 q.conditions.append(Condition("id", "in", [int(p) for p in parts]))
+        for name, column in spec.list_filters.items():
+            raw = args.get(name)
+            if raw is None or not raw.strip():
+                continue
+            parts = [p.strip() for p in raw.split(",") if p.strip()]
+            if not all(p.isdigit() and int(p) <= _INT64_MAX for p in parts):
+                fail(name, f"The value '{raw}' is not a comma-separated list of ids.")
+            elif len(parts) > MAX_PAGE_SIZE:
+                fail(name, f"At most {MAX_PAGE_SIZE} ids per request in the sandbox.")
+            else:
+                q.conditions.append(Condition(column, "in", [int(p) for p in parts]))
         for name, (column, op) in spec.date_filters.items():
             raw = args.get(name)
             if raw is None or not raw.strip():

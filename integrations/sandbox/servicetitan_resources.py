@@ -6,9 +6,10 @@ response schema, the query parameters the list operation declares, and which of 
 fields the store keeps as columns (``id``, ``active``, ``modifiedOn``) the schema has. The
 response schemas say ``additionalProperties: false``, so a field the schema lacks is never
 rendered: jobs, appointments, job types and contacts have no ``active``, pricebook categories
-no ``modifiedOn``. Optional fields the spec declares as ``oneOf`` + ``nullable`` without a
-``type`` (``jobGeneratedLeadSource``, ``primaryVendor``, ``primarySubAccount``, ``warranty``,
-``home``, business units' ``address``/``tenant``) are omitted rather than sent as null: OpenAPI
+no ``modifiedOn``, appointment assignments (``tenant-dispatch-v2.yml``) neither. Optional
+fields the spec declares as ``oneOf`` + ``nullable`` without a ``type``
+(``jobGeneratedLeadSource``, ``primaryVendor``, ``primarySubAccount``, ``warranty``, ``home``,
+business units' ``address``/``tenant``) are omitted rather than sent as null: OpenAPI
 3.0.3 only lets ``nullable`` add null to an explicit ``type``, so a validator refuses null there.
 
 List parameters: a parameter the spec does not declare for a resource is ignored (as ASP.NET
@@ -78,10 +79,16 @@ class ResourceSpec:
         default_factory=lambda: {**MODIFIED_FILTERS, **CREATED_FILTERS}
     )
     equal_filters: Mapping[str, tuple[str, type]] = field(default_factory=dict)
+    # A parameter taking a comma-separated list of int64 ids, matched against ``data.<path>``
+    # (e.g. appointment-assignments' ``appointmentIds``).
+    list_filters: Mapping[str, str] = field(default_factory=dict)
     sort_fields: Mapping[str, str] = field(default_factory=lambda: SORT_ID)
+    # The spec has ``GET …/{resource}/{id}`` (appointment-assignments has only the list).
+    has_get: bool = True
 
     def __post_init__(self) -> None:
-        undeclared = (set(self.date_filters) | set(self.equal_filters)) - self.params
+        filters = set(self.date_filters) | set(self.equal_filters) | set(self.list_filters)
+        undeclared = filters - self.params
         if undeclared:
             raise ValueError(f"{self.path}: filters not declared by the spec: {undeclared}")
 
@@ -89,6 +96,7 @@ class ResourceSpec:
     def handled_params(self) -> frozenset[str]:
         """Declared parameters the sandbox implements."""
         handled = set(PAGING_PARAMS) | set(self.date_filters) | set(self.equal_filters)
+        handled |= set(self.list_filters)
         handled |= {"active", "ids", "sort"} & self.params
         return frozenset(handled & self.params)
 
@@ -205,6 +213,22 @@ def appointment_defaults() -> dict[str, Any]:
         "status": "Scheduled",
         "specialInstructions": None,
         "createdOn": now,
+    }
+
+
+def appointment_assignment_defaults() -> dict[str, Any]:
+    """Crm.V2.AppointmentAssignmentResponse (dispatch): which technician works an appointment.
+    The schema has neither ``active`` nor ``modifiedOn``."""
+    return {
+        "technicianId": 0,
+        "technicianName": "",
+        "assignedById": 0,
+        "assignedOn": _now_text(),
+        # Scheduled | Dispatched | Working | Done [spec: Dispatch.JobAppointmentAssignmentStatus]
+        "status": "Scheduled",
+        "isPaused": False,
+        "jobId": 0,
+        "appointmentId": 0,
     }
 
 
@@ -502,6 +526,24 @@ _SPECS = (
             "status": ("data.status", str),
         },
         sort_fields=SORT_ID_MODIFIED_CREATED,
+    ),
+    # tenant-dispatch-v2.yml: list only (no ``/{id}``), no modified filter: clients ask by
+    # ``appointmentIds`` (or ``jobId``) for the appointments they have just read.
+    ResourceSpec(
+        module="dispatch",
+        path="appointment-assignments",
+        object="appointment-assignments",
+        schema="Crm.V2.AppointmentAssignmentResponse",
+        not_found_title="Appointment assignment not found",
+        defaults=appointment_assignment_defaults,
+        params=_params("page pageSize includeTotal ids appointmentIds jobId"),
+        active_field=False,
+        modified_field=False,
+        date_fields=("assignedOn",),
+        date_filters={},
+        equal_filters={"jobId": ("data.jobId", int)},
+        list_filters={"appointmentIds": "data.appointmentId"},
+        has_get=False,
     ),
     ResourceSpec(
         module="jpm",

@@ -188,7 +188,15 @@ def test_servicetitan_fixtures_are_complete_spec_records(st_raw_specs, name, whe
 
 def test_servicem8_entities_capabilities_and_lookback():
     provider = registry.get("servicem8")
-    assert provider.entities == ("clients", "contacts", "staff", "jobs", "materials", "attachments")
+    assert provider.entities == (
+        "clients",
+        "contacts",
+        "staff",
+        "jobs",
+        "activities",
+        "materials",
+        "attachments",
+    )
     assert {
         Capability.READ_CLIENTS,
         Capability.READ_CONTACTS,
@@ -445,7 +453,7 @@ def test_servicem8_fetch_record_200_and_404():
 
 def test_servicetitan_entities_capabilities_and_lookback():
     provider = registry.get("servicetitan")
-    assert provider.entities == ("clients", "staff", "jobs", "quotes")
+    assert provider.entities == ("clients", "staff", "jobs", "appointments", "quotes")
     assert {
         Capability.READ_CLIENTS,
         Capability.READ_STAFF,

@@ -276,7 +276,7 @@ def test_servicetitan_full_and_incremental_leave_an_equal_copy(st_integration, s
     from sync.engine import sync_integration
 
     runs = sync_integration(integration_id=st_integration.pk, mode="full")
-    assert [r.entity for r in runs] == ["clients", "staff", "jobs", "quotes"]
+    assert [r.entity for r in runs] == ["clients", "staff", "jobs", "appointments", "quotes"]
     assert all(SyncRun.objects.get(pk=r.pk).status == "success" for r in runs)
     assert Quote.objects.filter(integration=st_integration).exists()
     assert QuoteLineItem.objects.filter(integration=st_integration).exists()

@@ -12,6 +12,9 @@ ServiceM8 quirks handled here (NOTES.md §1, Gotchas):
 - a quote is not an object of its own: it is a `job` in status Quote, so a job that is or was
   a quote maps to both an ExternalJob and an ExternalQuote with the same id, and its line items
   are the job's `jobmaterial`s;
+- a `jobactivity` is either a scheduled visit (`activity_was_scheduled` "1") or time recorded
+  after the fact (`activity_was_recorded` "1"; the two are exclusive, spec: JobActivity): only
+  scheduled visits are kept, with `start_date`/`end_date` in local time like `edit_date`;
 - an `attachment` belongs to any object (`related_object`: "job", "company", "staff"…); only
   job attachments are kept, and `file_type` is the file's extension (".pdf").
 """
@@ -28,6 +31,7 @@ from integrations.base import (
     ExternalClient,
     ExternalContact,
     ExternalJob,
+    ExternalJobActivity,
     ExternalJobMaterial,
     ExternalQuote,
     ExternalStaff,
@@ -296,4 +300,30 @@ def attachment_to_attachment(raw: dict, *, tz: ZoneInfo) -> ExternalAttachment |
         file_name=name or "attachment",
         content_type=attachment_content_type(file_type),
         provider_reference=raw["uuid"],
+    )
+
+
+def jobactivity_to_activity(raw: dict, *, tz: ZoneInfo) -> ExternalJobActivity | None:
+    """A `jobactivity` that is a scheduled visit: one staff member (`staff_uuid`) on a job from
+    `start_date` to `end_date` (account-local, like `edit_date`). None for an activity that
+    was not scheduled (`activity_was_scheduled` not "1": time recorded or automated after the
+    fact, not a visit the client expects), skipped rather than an error. ServiceM8 has no
+    status or notes on an activity: the status is "Scheduled" and the notes stay empty."""
+    if not as_bool(raw.get("activity_was_scheduled")):
+        return None
+    job_uuid = _ref(raw, "job_uuid")
+    if job_uuid is None:
+        raise ValueError("servicem8: a job activity without job_uuid")
+    staff = _ref(raw, "staff_uuid")
+    starts_at = parse_local_datetime(raw.get("start_date"), tz)
+    ends_at = parse_local_datetime(raw.get("end_date"), tz)
+    if starts_at and ends_at and ends_at < starts_at:
+        ends_at = None  # an end before the start is no end we can show (raw keeps it)
+    return ExternalJobActivity(
+        **_base(raw, tz),
+        job_external_id=job_uuid,
+        staff_external_ids=(staff,) if staff else (),
+        starts_at=starts_at,
+        ends_at=ends_at,
+        status="Scheduled",
     )

@@ -9,8 +9,9 @@
   info.description); 429 otherwise.
 - Entities, in dependency order: clients (`company`), contacts (`companycontact`), staff
   (`staff`), jobs (`job`; a job that is or was a quote also yields its ExternalQuote),
-  materials (`jobmaterial`, the jobs' and quotes' line items) and attachments (`attachment`:
-  the metadata of the files on jobs; files on other objects are skipped).
+  activities (`jobactivity`: scheduled visits, their staff member and times; scope
+  `read_schedule`), materials (`jobmaterial`, the jobs' and quotes' line items) and
+  attachments (`attachment`: the metadata of the files on jobs; files on other objects are skipped).
 - Reads: `GET /{object}.json`, cursor-paged (client.py); one record: `GET /{object}/{uuid}.json`
   (spec: paths `/job.json`, `/job/{uuid}.json`; an attachment is `/dboattachment/{uuid}.json`).
   Deleted records stay listed with active 0.
@@ -97,7 +98,8 @@ class ServiceM8Provider(Provider):
     # Asked for by "Connect" (SERVICEM8_OAUTH_SCOPES overrides): reads, quote decisions, notes.
     oauth_scopes: ClassVar[str] = (
         "vendor read_customers read_customer_contacts read_jobs manage_jobs read_job_materials "
-        "manage_job_materials read_staff read_job_notes publish_job_notes read_attachments"
+        "manage_job_materials read_staff read_schedule read_job_notes publish_job_notes "
+        "read_attachments"
     )
     permission_hint = (
         "the OAuth connection lacks a scope this needs (e.g. vendor, read_customers, read_jobs); "
@@ -168,6 +170,7 @@ class ServiceM8Provider(Provider):
         "contacts": "companycontact",
         "staff": "staff",
         "jobs": "job",
+        "activities": "jobactivity",
         "materials": "jobmaterial",
         "attachments": "attachment",
     }
@@ -201,6 +204,10 @@ class ServiceM8Provider(Provider):
             case "jobs":
                 currency = str(self.context.config.get("currency") or "")
                 return mapping.job_to_records(raw, tz=zone, currency=currency)
+            case "activities":
+                # An activity that is not a scheduled visit (recorded time) maps to nothing.
+                activity = mapping.jobactivity_to_activity(raw, tz=zone)
+                return () if activity is None else activity
             case "materials":
                 return mapping.jobmaterial_to_material(raw, tz=zone)
             case "attachments":

@@ -14,6 +14,7 @@ from decimal import Decimal, InvalidOperation
 from integrations.base import (
     ExternalClient,
     ExternalJob,
+    ExternalJobActivity,
     ExternalLineItem,
     ExternalQuote,
     ExternalStaff,
@@ -43,6 +44,9 @@ JOB_STATUSES = {
 # EstimateResponse.status is {value, name} (Estimates.V2.EstimateStatusModel); the names are
 # Open, Sold and Dismissed (PRODUCT.md "How each provider maps"). Unknown ones stay "draft".
 QUOTE_STATUSES = {"open": "sent", "sold": "approved", "dismissed": "rejected"}
+# Where the provider puts an appointment's technician assignments (dispatch
+# `appointment-assignments`, read alongside) in the appointment's payload.
+ASSIGNMENTS_KEY = "_assignments"
 PRIORITIES = {"low": "low", "normal": "normal", "high": "high", "urgent": "urgent"}
 
 
@@ -246,4 +250,34 @@ def estimate_to_quote(raw: dict) -> ExternalQuote:
         tax_total=tax,
         total=subtotal + tax,
         line_items=items,
+    )
+
+
+def appointment_to_activity(raw: dict) -> ExternalJobActivity:
+    """Crm.V2.AppointmentResponse (jpm), with its Crm.V2.AppointmentAssignmentResponse list
+    under `_assignments` (added by the provider): a visit from `start` to `end` (UTC), the
+    technicians assigned to it as staff (technician ids are the bare staff external ids), the
+    status as ServiceTitan says it (Scheduled, Dispatched, Working, Hold, Done, Canceled) and
+    the special instructions as notes. Appointments have no `active`: a cancelled one keeps its
+    record with status Canceled."""
+    staff: list[str] = []
+    for assignment in raw.get(ASSIGNMENTS_KEY) or ():
+        technician = _id(assignment.get("technicianId"))
+        if technician and technician not in staff:
+            staff.append(technician)
+    job = _id(raw.get("jobId"))
+    if job is None:
+        raise ValueError("servicetitan: an appointment without jobId")
+    starts_at = parse_datetime(raw.get("start"))
+    ends_at = parse_datetime(raw.get("end"))
+    if starts_at and ends_at and ends_at < starts_at:
+        ends_at = None  # an end before the start is no end we can show (raw keeps it)
+    return ExternalJobActivity(
+        **_base(raw),
+        job_external_id=job,
+        staff_external_ids=tuple(staff),
+        starts_at=starts_at,
+        ends_at=ends_at,
+        status=_text(raw, "status"),
+        notes=_text(raw, "specialInstructions"),
     )

@@ -10,12 +10,18 @@
 - Rate limit: 60 requests a second per app per tenant; 429 with Retry-After.
 - Entities, in dependency order: clients (crm `customers`), staff (settings `technicians`,
   then `employees`, whose ids are prefixed "employee:" as the two id ranges may overlap), jobs
-  (jpm `jobs`) and quotes (sales `estimates`, line items embedded as `items`). Contacts are
+  (jpm `jobs`), appointments (jpm `appointments`: the jobs' visits, each with its technicians
+  from dispatch `appointment-assignments`, asked for by `appointmentIds` with one call per
+  page of appointments and added to the appointment's payload as `_assignments`) and quotes
+  (sales `estimates`, line items embedded as `items`). Contacts are
   not read: the bulk `crm/…/customers/contacts` list returns phone numbers and e-mail
   addresses (type + value), not people, and the sandbox does not serve it yet.
 - Incremental reads: `modifiedOnOrAfter` (inclusive, UTC), with `active=Any` where the list
   takes `active` (ActiveQueryFilter: True | Any | False, default True) so deactivations come
-  through. Jobs have no `active` (they are cancelled, not deactivated).
+  through. Jobs and appointments have no `active` (their lists do not declare it either: they
+  are cancelled, and a deleted appointment disappears, caught by a full run's sweep).
+  Appointment assignments have no modified filter (tenant-dispatch-v2.yml): a reassignment
+  that does not touch the appointment's `modifiedOn` is only seen by the next full run.
 - One record: `GET …/{resource}/{id}`; 404 means it is gone.
 - Writes (outbox actions, writes.py): `quote.decide` sells (`PUT sales/…/estimates/{id}/sell`,
   soldBy = `config["sold_by_technician_id"]`) or dismisses (`…/dismiss`) an estimate, deleting
@@ -36,6 +42,12 @@ from integrations.exceptions import ProviderAuthError, ProviderNotFoundError
 from integrations.providers.servicetitan import mapping, writes
 from integrations.providers.servicetitan.client import MAX_PAGE_SIZE, ServiceTitanClient
 from integrations.ratelimit import RateWindow
+
+# Appointments are read this many a page: their ids go into one `appointmentIds` query string,
+# which has to stay short enough for any front end (IIS refuses query strings over 2 KB by
+# default); 150 int64 ids with URL-encoded commas are under that.
+APPOINTMENT_PAGE_SIZE = 150
+ASSIGNMENTS = ("dispatch", "appointment-assignments")
 
 
 @dataclass(frozen=True)
@@ -91,6 +103,7 @@ class ServiceTitanProvider(Provider):
             Resource("settings", "employees", id_prefix=mapping.EMPLOYEE_PREFIX),
         ),
         "jobs": (Resource("jpm", "jobs", has_active=False),),
+        "appointments": (Resource("jpm", "appointments", has_active=False),),
         "quotes": (Resource("sales", "estimates"),),
     }
     entities = tuple(resources)
@@ -142,16 +155,48 @@ class ServiceTitanProvider(Provider):
     def pages(self, entity: str, *, updated_since: datetime | None = None) -> Iterator[list[dict]]:
         client = self.get_client()
         page_size = int(self.context.config.get("page_size") or MAX_PAGE_SIZE)
+        if entity == "appointments":
+            page_size = min(page_size, APPOINTMENT_PAGE_SIZE)
         for resource in self._resources(entity):
             params: dict = {"active": "Any"} if resource.has_active else {}
             if updated_since is not None:
                 params["modifiedOnOrAfter"] = updated_since.astimezone(UTC).isoformat()
-            yield from client.iter_pages(
+            pages = client.iter_pages(
                 self.path(resource.module, resource.path),
                 params=params,
                 page_size=page_size,
                 max_pages=self.max_pages,
             )
+            if entity == "appointments":
+                pages = (self._with_assignments(page) for page in pages)
+            yield from pages
+
+    def _with_assignments(self, appointments: list[dict]) -> list[dict]:
+        """The page's appointments, each with its technician assignments under `_assignments`
+        (sorted by id, so an unchanged appointment keeps an unchanged payload): one
+        `appointment-assignments?appointmentIds=…` read for the whole page."""
+        ids = sorted({int(a["id"]) for a in appointments if a.get("id") is not None})
+        by_appointment: dict[int, list[dict]] = {i: [] for i in ids}
+        if ids:
+            for page in self.get_client().iter_pages(
+                self.path(*ASSIGNMENTS),
+                params={"appointmentIds": ",".join(map(str, ids))},
+                page_size=MAX_PAGE_SIZE,
+                max_pages=self.max_pages,
+            ):
+                for assignment in page:
+                    appointment_id = assignment.get("appointmentId")
+                    if appointment_id in by_appointment:
+                        by_appointment[appointment_id].append(assignment)
+        return [
+            {
+                **a,
+                mapping.ASSIGNMENTS_KEY: sorted(
+                    by_appointment.get(a.get("id"), []), key=lambda x: x.get("id") or 0
+                ),
+            }
+            for a in appointments
+        ]
 
     def estimated_total(self, entity: str) -> int | None:
         """The list endpoints count for us (`includeTotal=true` -> `totalCount`): one call per
@@ -176,6 +221,8 @@ class ServiceTitanProvider(Provider):
                 return mapping.technician_to_staff(raw)
             case "jobs":
                 return mapping.job_to_job(raw)
+            case "appointments":
+                return mapping.appointment_to_activity(raw)
             case "quotes":
                 return mapping.estimate_to_quote(raw)
         raise ValueError(f"servicetitan cannot map {entity}")
@@ -197,11 +244,14 @@ class ServiceTitanProvider(Provider):
         if not external_id.isdigit():
             raise ValueError(f"servicetitan ids are integers, not {external_id!r}")
         try:
-            return self.get_client().get_record(
+            record = self.get_client().get_record(
                 self.path(resource.module, f"{resource.path}/{external_id}")
             )
         except ProviderNotFoundError:
             return None
+        if entity == "appointments":
+            return self._with_assignments([record])[0]
+        return record
 
     # Outbox actions (see writes.py for how each is made safe to deliver twice).
     actions: ClassVar[dict[str, str]] = {"quote.decide": "quote_decide"}

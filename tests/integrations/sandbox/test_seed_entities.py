@@ -28,7 +28,8 @@ SM8_OBJECTS = (
     "company companycontact staff job jobmaterial jobactivity attachment material category taxrate"
 ).split()
 ST_OBJECTS = (
-    "customers locations contacts jobs appointments estimates technicians employees "
+    "customers locations contacts jobs appointments appointment-assignments estimates "
+    "technicians employees "
     "business-units job-types categories services materials equipment"
 ).split()
 MONEY = re.compile(r"^\d+\.\d{2}$")
@@ -208,6 +209,19 @@ def test_servicetitan_references_resolve(seeded):
         if job["completedOn"]:
             assert job["completedOn"] >= appointment["end"] >= appointment["start"]
     assert {a["jobId"] for a in appointments.values()} == set(jobs)
+    assigned: dict[int, list[int]] = {}
+    for assignment in s.st("appointment-assignments").values():
+        appointment = appointments[assignment["appointmentId"]]
+        assert assignment["jobId"] == appointment["jobId"]
+        assert appointment["status"] != "Canceled"
+        technician = technicians[assignment["technicianId"]]
+        assert assignment["technicianName"] == technician["name"]
+        assert assignment["assignedById"] in employees
+        assert assignment["assignedOn"] <= appointment["start"]
+        assigned.setdefault(assignment["appointmentId"], []).append(assignment["technicianId"])
+    live = {i for i, a in appointments.items() if a["status"] != "Canceled"}
+    assert set(assigned) == live
+    assert all(len(set(techs)) == len(techs) <= 2 for techs in assigned.values())
     skus = {
         "Service": s.st("services"),
         "Material": s.st("materials"),

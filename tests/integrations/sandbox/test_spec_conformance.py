@@ -346,6 +346,7 @@ ST_MODULE_SPECS = {
     "sales": "tenant-salestech-v2.yml",
     "settings": "tenant-settings-v2.yml",
     "pricebook": "tenant-pricebook-v2.yml",
+    "dispatch": "tenant-dispatch-v2.yml",
 }
 SM8_ENTITY_OBJECTS = {
     "companycontact": "CompanyContact",
@@ -417,7 +418,18 @@ def test_st_entity_lists_and_gets(st_specs, sandbox, module, path):
             response = _st_get(sandbox.url, module, path, headers, **{name: str(value)})
             assert response.status_code == 200
             check_st(openapi, response)
+    for name, column in spec.list_filters.items():
+        value = first[column.removeprefix("data.")]
+        response = _st_get(sandbox.url, module, path, headers, **{name: f"{value},1"})
+        assert response.status_code == 200
+        check_st(openapi, response)
+        assert {r[column.removeprefix("data.")] for r in response.json()["data"]} == {value}
     found = _st_get(sandbox.url, module, f"{path}/{first['id']}", headers)
+    if not spec.has_get:
+        # The spec has no `…/{id}` for this resource: no such route.
+        assert f"/{module}/v2/tenant/{{tenant}}/{path}/{{id}}" not in raw["paths"]
+        assert found.status_code == 404
+        return
     assert found.status_code == 200
     check_st(openapi, found)
     missing = _st_get(sandbox.url, module, f"{path}/1", headers)
