@@ -2,11 +2,9 @@
 day before, and the jobs list's date filters cut days where the business is. The API keeps
 UTC (its timestamps carry their offset anyway)."""
 
-import zoneinfo
-
 from django.utils import timezone
 
-from portal.models import ClientMembership, TeamMembership
+from portal.models import ClientMembership, TeamMembership, zone_named
 
 
 def user_timezone_name(user) -> str | None:
@@ -27,13 +25,6 @@ def user_timezone_name(user) -> str | None:
     )
 
 
-def _zone(name: str | None):
-    try:
-        return zoneinfo.ZoneInfo(name) if name else None
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-        return None
-
-
 class CompanyTimezoneMiddleware:
     def __init__(self, get_response):
         self.get_response = get_response
@@ -41,7 +32,7 @@ class CompanyTimezoneMiddleware:
     def __call__(self, request):
         zone = None
         if not request.path.startswith(("/api/", "/webhooks/", "/health", "/metrics")):
-            zone = _zone(user_timezone_name(getattr(request, "user", None)))
+            zone = zone_named(user_timezone_name(getattr(request, "user", None)))
         if zone is None:
             return self.get_response(request)
         timezone.activate(zone)

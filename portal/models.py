@@ -1,3 +1,4 @@
+import zoneinfo
 from decimal import Decimal
 
 from django.contrib.auth.models import AbstractUser, UserManager
@@ -90,6 +91,14 @@ class User(AbstractUser):
         return self.email
 
 
+def zone_named(name: str | None) -> zoneinfo.ZoneInfo | None:
+    """The time zone called `name`, or None when there is no such zone."""
+    try:
+        return zoneinfo.ZoneInfo(name) if name else None
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        return None
+
+
 class Company(TimeStampedModel):
     """A field-service business using Fieldbridge: the tenant."""
 
@@ -103,6 +112,11 @@ class Company(TimeStampedModel):
 
     def __str__(self) -> str:
         return self.name
+
+    @property
+    def zone(self) -> zoneinfo.ZoneInfo:
+        """The business's time zone (UTC if its name is not a known zone)."""
+        return zone_named(self.timezone) or zoneinfo.ZoneInfo("UTC")
 
 
 zip_code_validator = RegexValidator(

@@ -137,14 +137,3 @@ def job_list_visible_to(*, user: User) -> QuerySet[Job]:
         client__remote_deleted_at__isnull=False
     )
     return _scoped(jobs, user, client_field="client_id").select_related("client")
-
-
-def client_list_for_user(*, user: User) -> QuerySet[Client]:
-    """The clients a client user belongs to, live ones only (the portal's client switcher)."""
-    return Client.objects.filter(
-        pk__in=user_client_ids(user), remote_deleted_at__isnull=True
-    ).order_by("name")
-
-
-def job_list_for_user(*, user: User) -> QuerySet[Job]:
-    return job_list_visible_to(user=user)

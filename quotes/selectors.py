@@ -16,10 +16,6 @@ def quote_list_visible_to(*, user: User) -> QuerySet[Quote]:
     return quotes.select_related("client", "integration")
 
 
-def quote_list_for_user(*, user: User) -> QuerySet[Quote]:
-    return quote_list_visible_to(user=user)
-
-
 def decision_in_force():
     return QuoteDecision.objects.filter(quote=OuterRef("pk"), voided_at__isnull=True)
 

@@ -58,13 +58,7 @@ def quote_is_expired(quote: Quote, *, today=None) -> bool:
 def quote_today(quote: Quote):
     """Today in the business's time zone: a quote valid until the 21st is valid all that day
     where the business is, not until midnight UTC."""
-    import zoneinfo
-
-    try:
-        zone = zoneinfo.ZoneInfo(quote.integration.company.timezone)
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-        zone = zoneinfo.ZoneInfo("UTC")
-    return timezone.now().astimezone(zone).date()
+    return timezone.now().astimezone(quote.integration.company.zone).date()
 
 
 def decidable_problem(quote: Quote) -> QuoteDecisionError | None:
@@ -94,8 +88,9 @@ def quote_approve(
 ) -> QuoteDecision:
     """Approve the whole quote (line_item_ids None) or the chosen line items (a non-empty
     subset of the quote's live line items; choosing all of them is a whole approval)."""
-    notes = _clean_text(notes, field="notes", limit=NOTES_MAX)
-    chosen = None if line_item_ids is None else _ids(line_item_ids)
+    chosen, notes, _ = decision_inputs(
+        decision=QuoteDecision.Decision.APPROVE, line_item_ids=line_item_ids, notes=notes
+    )
     return _decide(
         user=user,
         quote_id=quote_id,
@@ -110,11 +105,7 @@ def quote_approve(
 def quote_reject(
     *, user: User, quote_id: int, reason: str, ip_address: str | None = None
 ) -> QuoteDecision:
-    reason = _clean_text(reason, field="reason", limit=REASON_MAX)
-    if not reason:
-        raise QuoteDecisionError(
-            "Please give a reason for rejecting the quote.", code="reason_required", field="reason"
-        )
+    _, _, reason = decision_inputs(decision=QuoteDecision.Decision.REJECT, reason=reason)
     return _decide(
         user=user,
         quote_id=quote_id,
@@ -124,6 +115,43 @@ def quote_reject(
         reason=reason,
         ip_address=ip_address,
     )
+
+
+def decision_inputs(
+    *, decision: str, line_item_ids: Iterable | None = None, notes: str = "", reason: str = ""
+) -> tuple[list[int] | None, str, str]:
+    """The user's input, cleaned and checked before any database work: (chosen line item
+    ids or None for the whole quote, notes, rejection reason)."""
+    notes = _clean_text(notes, field="notes", limit=NOTES_MAX)
+    if decision == QuoteDecision.Decision.REJECT:
+        reason = _clean_text(reason, field="reason", limit=REASON_MAX)
+        if not reason:
+            raise QuoteDecisionError(
+                "Please give a reason for rejecting the quote.",
+                code="reason_required",
+                field="reason",
+            )
+        return None, notes, reason
+    return (None if line_item_ids is None else _ids(line_item_ids)), notes, ""
+
+
+def decision_checks(
+    *,
+    quote: Quote,
+    items: list[QuoteLineItem],
+    in_force: bool,
+    decision: str,
+    chosen: list[int] | None,
+) -> tuple[list[QuoteLineItem], bool]:
+    """Whether this decision may be taken now, as `_decide` checks it under the row lock (the
+    confirmation page runs the same checks without the lock). Returns the approved line
+    items, in the quote's order, and whether the approval is partial."""
+    if in_force:
+        raise _already_decided()
+    problem = decidable_problem(quote)
+    if problem is not None:
+        raise problem
+    return _approved_items(items, chosen, decision)
 
 
 def _clean_text(value: str | None, *, field: str, limit: int) -> str:
@@ -171,13 +199,14 @@ def _decide(
                 .select_for_update(of=("self",))
                 .get(pk=quote_id)
             )
-            if QuoteDecision.objects.filter(quote=quote, voided_at__isnull=True).exists():
-                raise _already_decided()
-            problem = decidable_problem(quote)
-            if problem is not None:
-                raise problem
             items = list(quote.line_items.filter(remote_deleted_at__isnull=True))
-            approved, partial = _approved_items(items, chosen, decision)
+            approved, partial = decision_checks(
+                quote=quote,
+                items=items,
+                in_force=QuoteDecision.objects.filter(quote=quote, voided_at__isnull=True).exists(),
+                decision=decision,
+                chosen=chosen,
+            )
             record = QuoteDecision.objects.create(
                 quote=quote,
                 decided_by=user,
@@ -256,7 +285,8 @@ def _approved_items(
             code="unknown_items",
             field="line_items",
         )
-    approved = [by_id[i] for i in chosen]
+    wanted = set(chosen)
+    approved = [item for item in items if item.pk in wanted]
     return approved, len(approved) < len(items)
 
 
@@ -313,7 +343,7 @@ def quote_decision_notify(*, decision_id: int) -> int:
     client = quote.client.name if quote.client else "A client"
     lines = [
         f"{client} {verb} quote {quote.number or quote.external_id} ({quote.title}).",
-        f"Decided by {who} at {_in_company_zone(record.decided_at, company):%Y-%m-%d %H:%M %Z}.",
+        f"Decided by {who} at {record.decided_at.astimezone(company.zone):%Y-%m-%d %H:%M %Z}.",
     ]
     if record.decision == QuoteDecision.Decision.APPROVE:
         lines.append("Approved items:")
@@ -332,15 +362,6 @@ def quote_decision_notify(*, decision_id: int) -> int:
         recipient_list=recipients,
     )
     return len(recipients)
-
-
-def _in_company_zone(moment, company):
-    import zoneinfo
-
-    try:
-        return moment.astimezone(zoneinfo.ZoneInfo(company.timezone))
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-        return moment
 
 
 def quote_decision_retry_writeback(*, user: User, decision_id: int) -> bool:

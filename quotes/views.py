@@ -29,6 +29,8 @@ from quotes.selectors import (
 from quotes.services import (
     QuoteDecisionError,
     decidable_problem,
+    decision_checks,
+    decision_inputs,
     quote_approve,
     quote_decision_retry_writeback,
     quote_reject,
@@ -192,17 +194,11 @@ def quote_decide(request: HttpRequest, pk: int) -> HttpResponse:
     if action not in {"approve_all", "approve_selected", "reject"}:
         messages.error(request, "Choose whether to approve or reject the quote.")
         return redirect("quotes:detail", pk=quote.pk)
-    chosen_ids = request.POST.getlist("line_items")
+    chosen = request.POST.getlist("line_items") if action == "approve_selected" else None
     notes = request.POST.get("notes", "")
     reason = request.POST.get("reason", "")
     context = _quote_context(request, quote, action=action, notes=notes, reason=reason)
     try:
-        if action == "approve_all":
-            chosen = None
-        elif action == "approve_selected":
-            chosen = chosen_ids
-        else:
-            chosen = None
         if step == "confirm":
             if action == "reject":
                 quote_reject(
@@ -227,7 +223,7 @@ def quote_decide(request: HttpRequest, pk: int) -> HttpResponse:
                     else "You approved the quote. The business has been told.",
                 )
             return redirect("quotes:detail", pk=quote.pk)
-        context.update(_review(quote, action, chosen, reason))
+        context.update(_review(quote, action, chosen, notes, reason))
     except QuoteDecisionError as exc:
         if exc.code in {"already_decided", "not_open", "expired"}:
             # The quote changed under the user (another browser decided it, or it expired):
@@ -240,36 +236,24 @@ def quote_decide(request: HttpRequest, pk: int) -> HttpResponse:
     return render(request, "quotes/quote_confirm.html", context)
 
 
-def _review(quote: Quote, action: str, chosen, reason: str) -> dict:
-    """What the confirmation page shows; validates like the service will."""
-    from quotes.services import _clean_text, _ids
-
-    problem = decidable_problem(quote)
-    if problem is not None:
-        raise problem
-    if any(d.voided_at is None for d in quote.all_decisions):
-        raise QuoteDecisionError("This quote has already been decided.", code="already_decided")
-    if action == "reject":
-        if not _clean_text(reason, field="reason", limit=2000):
-            raise QuoteDecisionError(
-                "Please give a reason for rejecting the quote.",
-                code="reason_required",
-                field="reason",
-            )
-        return {"approved": [], "approved_subtotal": None}
+def _review(quote: Quote, action: str, chosen, notes: str, reason: str) -> dict:
+    """What the confirmation page shows, after the service's own checks."""
+    decision = (
+        QuoteDecision.Decision.REJECT if action == "reject" else QuoteDecision.Decision.APPROVE
+    )
+    chosen, _, _ = decision_inputs(
+        decision=decision, line_item_ids=chosen, notes=notes, reason=reason
+    )
     items = quote.live_items
-    if chosen is None:
-        approved = items
-    else:
-        ids = set(_ids(chosen))
-        known = {item.pk for item in items}
-        if ids - known:
-            raise QuoteDecisionError(
-                "Some chosen line items are not on this quote.",
-                code="unknown_items",
-                field="line_items",
-            )
-        approved = [item for item in items if item.pk in ids]
+    approved, _ = decision_checks(
+        quote=quote,
+        items=items,
+        in_force=any(d.voided_at is None for d in quote.all_decisions),
+        decision=decision,
+        chosen=chosen,
+    )
+    if decision == QuoteDecision.Decision.REJECT:
+        return {"approved": [], "approved_subtotal": None}
     subtotal = sum((item.total for item in approved), Decimal("0"))
     amounts = quote_amounts(quote, items)  # the same figures the quote page shows
     if len(approved) == len(items):

@@ -105,9 +105,9 @@ def test_provider_deletes_are_soft_and_hidden(sm8_integration, sandbox_clean):
     assert victim.remote_deleted_at is not None
     user = factories.UserFactory()
     factories.ClientMembershipFactory(user=user, client=victim)
-    from portal.selectors import client_list_for_user
+    from portal.selectors import client_list_visible_to
 
-    assert list(client_list_for_user(user=user)) == []
+    assert list(client_list_visible_to(user=user)) == []
 
 
 def test_only_a_complete_full_run_sweeps(sm8_integration, sandbox_clean):
