@@ -99,7 +99,7 @@ class CompanyScopedApiMixin(RateLimitHeadersMixin):
         return filterset.qs
 
     def client_ip(self) -> str | None:
-        """The caller's IP as the throttles see it (honours API_NUM_PROXIES), if it is one."""
+        """The caller's IP as the throttles see it (honours PORTAL_NUM_PROXIES), if it is one."""
         ident = BaseThrottle().get_ident(self.request) or ""
         try:
             return str(ipaddress.ip_address(ident.strip()))

@@ -21,9 +21,9 @@ REST_FRAMEWORK = {
         "portal.api.throttles.UserWriteRateThrottle",
         "portal.api.throttles.IpWriteRateThrottle",
     ],
-    # How many reverse proxies add X-Forwarded-For in front of the app (per-IP throttling);
-    # 0 trusts only the socket's address, so a client cannot pick its own IP.
-    "NUM_PROXIES": env.int("API_NUM_PROXIES", default=0),
+    # The deployment's trusted proxies, one setting for the portal and the API
+    # (PORTAL_NUM_PROXIES, see components/portal.py); 0 trusts only the socket's address.
+    "NUM_PROXIES": env.int("PORTAL_NUM_PROXIES", default=0),
     "EXCEPTION_HANDLER": "portal.api.exception_handler.api_exception_handler",
     "DEFAULT_SCHEMA_CLASS": "portal.api.schema.ApiAutoSchema",
 }
