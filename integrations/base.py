@@ -195,6 +195,109 @@ class ExternalAttachment(ExternalRecord):
     provider_reference: str = ""
 
 
+@dataclass(frozen=True, kw_only=True)
+class ExternalJobContact(ExternalRecord):
+    """A person named on one job (ServiceM8 jobcontact); `role` is the provider's type word."""
+
+    job_external_id: str
+    role: str = ""
+    first_name: str = ""
+    last_name: str = ""
+    email: str = ""
+    phone: str = ""
+    mobile: str = ""
+
+
+@dataclass(frozen=True, kw_only=True)
+class ExternalNote(ExternalRecord):
+    """A note on a job or on a client (at least one of the two ids is set)."""
+
+    job_external_id: str | None = None
+    client_external_id: str | None = None
+    body: str = ""
+    author: str = ""
+    noted_at: datetime | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class ExternalReference(ExternalRecord):
+    """A lookup or configuration object (ReferenceRecord): `kind` names it (job_type,
+    business_unit, tax_rate…), and `external_id` must be "<kind>:<provider id>"."""
+
+    kind: str
+    name: str = ""
+    code: str = ""
+    is_active: bool = True
+    parent_external_id: str = ""
+
+
+@dataclass(frozen=True, kw_only=True)
+class ExternalPricebookCategory(ExternalRecord):
+    """A pricebook category; `parent_external_id` is its parent category's, for subcategories."""
+
+    name: str
+    parent_external_id: str | None = None
+    kind: str = ""
+    is_active: bool = True
+    sort_order: int = 0
+
+
+@dataclass(frozen=True, kw_only=True)
+class ExternalPricebookItem(ExternalRecord):
+    """`kind` is material | service | equipment | discount_fee; `category_external_ids` are its
+    categories' external ids (ones not synced are ignored when writing)."""
+
+    kind: str
+    code: str = ""
+    name: str = ""
+    description: str = ""
+    unit_price: Decimal = Decimal("0.00")
+    cost: Decimal | None = None
+    unit: str = ""
+    is_taxable: bool = True
+    is_active: bool = True
+    category_external_ids: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, kw_only=True)
+class ExternalInvoiceItem(ExternalRecord):
+    invoice_external_id: str
+    name: str = ""
+    description: str = ""
+    quantity: Decimal = Decimal("1")
+    unit_price: Decimal = Decimal("0.00")
+    total: Decimal = Decimal("0.00")
+    sort_order: int = 0
+
+
+@dataclass(frozen=True, kw_only=True)
+class ExternalInvoice(ExternalRecord):
+    """An invoice; its items come as separate ExternalInvoiceItem records in the same mapped
+    tuple (items an invoice no longer has are swept by the next full run)."""
+
+    client_external_id: str | None = None
+    job_external_id: str | None = None
+    number: str = ""
+    status: str = ""
+    issued_on: date | None = None
+    due_on: date | None = None
+    subtotal: Decimal = Decimal("0.00")
+    tax_total: Decimal = Decimal("0.00")
+    total: Decimal = Decimal("0.00")
+    balance: Decimal = Decimal("0.00")
+
+
+@dataclass(frozen=True, kw_only=True)
+class ExternalPayment(ExternalRecord):
+    client_external_id: str | None = None
+    invoice_external_id: str | None = None
+    amount: Decimal = Decimal("0.00")
+    paid_on: date | None = None
+    method: str = ""
+    payment_reference: str = ""
+    status: str = ""
+
+
 class AttachmentContent(NamedTuple):
     """A file being downloaded: `chunks` streams the bytes (close it, or read it to the end,
     to release the connection); `size` is None when the provider does not say."""
@@ -417,6 +520,12 @@ class Provider:
         sync engine marks as deleted every local row of these types it did not see. Override
         when an entity maps to more (a ServiceM8 job is also a quote)."""
         return DEFAULT_RECORD_TYPES[entity]
+
+    def sweep_scope(self, entity: str, record_type: type[ExternalRecord]) -> dict[str, Any]:
+        """Extra filters limiting a full run's sweep of `record_type`'s table to this entity's
+        rows, for a table that several entities write (ReferenceRecord: one entity per kind;
+        PricebookItem: one entity per kind). Default: the whole table is the entity's."""
+        return {}
 
     def record_id(self, entity: str, raw: dict) -> str:
         """The provider's id of a raw record, even one `map_record` cannot map (for the

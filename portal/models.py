@@ -458,6 +458,253 @@ class JobMaterial(SyncedModel):
         return self.name
 
 
+class JobContact(SyncedModel):
+    """A person named on one job (ServiceM8 jobcontact: the job's site contact, billing
+    contact, property manager…), as distinct from the client's own contacts."""
+
+    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="contacts")
+    role = models.CharField(max_length=120, blank=True)
+    first_name = models.CharField(max_length=120, blank=True)
+    last_name = models.CharField(max_length=120, blank=True)
+    email = models.EmailField(blank=True)
+    phone = models.CharField(max_length=50, blank=True)
+    mobile = models.CharField(max_length=50, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.first_name} {self.last_name}".strip() or self.email or self.external_id
+
+
+class Note(SyncedModel):
+    """A note the provider keeps on a job (or on a client): ServiceM8 note, ServiceTitan job
+    notes. Synced, never edited here."""
+
+    job = models.ForeignKey(
+        Job, on_delete=models.CASCADE, related_name="notes", null=True, blank=True
+    )
+    client = models.ForeignKey(
+        Client, on_delete=models.CASCADE, related_name="notes", null=True, blank=True
+    )
+    body = models.TextField(blank=True)
+    author = models.CharField(max_length=255, blank=True)
+    noted_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta(SyncedModel.Meta):
+        ordering = ["-noted_at", "-id"]
+
+    def __str__(self) -> str:
+        return (self.body[:60] + "…") if len(self.body) > 60 else self.body or self.external_id
+
+
+class ReferenceRecord(SyncedModel):
+    """A provider's lookup or configuration object that the portal shows and writes refer to
+    but does not model on its own: job types, business units, tag types, campaigns, cancel
+    and hold reasons, dispatch zones, teams and technician shifts, projects, tax rates, job
+    categories, material bundles, inventory vendors, warehouses, purchase orders and
+    adjustments. `kind` says which; `raw` keeps the payload whole.
+
+    Convention: `external_id` is "<kind>:<provider id>" (ids of different kinds may collide
+    within one integration), and each kind is its own sync entity whose full-run sweep is
+    limited to its kind (`Provider.sweep_scope`)."""
+
+    kind = models.CharField(max_length=40)
+    name = models.CharField(max_length=255, blank=True)
+    code = models.CharField(max_length=120, blank=True)
+    is_active = models.BooleanField(default=True)
+    # The external id of another record this one belongs to (a shift's technician, a
+    # purchase order's vendor, a team's zone…), as "<kind>:<id>" or a plain provider id.
+    parent_external_id = models.CharField(max_length=255, blank=True)
+
+    class Meta(SyncedModel.Meta):
+        ordering = ["kind", "name", "id"]
+        indexes = [models.Index(fields=["integration", "kind"])]
+
+    def __str__(self) -> str:
+        return f"{self.kind}: {self.name or self.code or self.external_id}"
+
+
+class PricebookCategory(SyncedModel):
+    """A pricebook category; subcategories point at their parent, so categories form a tree."""
+
+    parent = models.ForeignKey(
+        "self", on_delete=models.SET_NULL, related_name="children", null=True, blank=True
+    )
+    name = models.CharField(max_length=255)
+    kind = models.CharField(max_length=40, blank=True)  # e.g. ServiceTitan Materials | Services
+    is_active = models.BooleanField(default=True)
+    sort_order = models.IntegerField(default=0)
+
+    class Meta(SyncedModel.Meta):
+        verbose_name_plural = "pricebook categories"
+        ordering = ["sort_order", "name", "id"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class PricebookItem(SyncedModel):
+    """Something a business sells: a material, a service, a piece of equipment, a discount or
+    a fee (ServiceTitan pricebook; ServiceM8 material)."""
+
+    class Kind(models.TextChoices):
+        MATERIAL = "material", "Material"
+        SERVICE = "service", "Service"
+        EQUIPMENT = "equipment", "Equipment"
+        DISCOUNT_FEE = "discount_fee", "Discount or fee"
+
+    kind = models.CharField(max_length=12, choices=Kind.choices, default=Kind.MATERIAL)
+    code = models.CharField(max_length=120, blank=True)  # SKU / item number
+    name = models.CharField(max_length=255, blank=True)
+    description = models.TextField(blank=True)
+    unit_price = models.DecimalField(**MONEY, default=Decimal("0.00"))
+    cost = models.DecimalField(**MONEY, null=True, blank=True)
+    unit = models.CharField(max_length=40, blank=True)
+    is_taxable = models.BooleanField(default=True)
+    is_active = models.BooleanField(default=True)
+    categories = models.ManyToManyField(PricebookCategory, related_name="items", blank=True)
+
+    class Meta(SyncedModel.Meta):
+        ordering = ["kind", "name", "id"]
+        indexes = [models.Index(fields=["integration", "kind", "code"])]
+        constraints = [
+            *SyncedModel.Meta.constraints,
+            models.CheckConstraint(
+                condition=Q(kind__in=["material", "service", "equipment", "discount_fee"]),
+                name="portal_pricebookitem_kind_valid",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.code} {self.name}".strip() or self.external_id
+
+
+class Invoice(SyncedModel):
+    """An invoice as the provider keeps it (ServiceTitan accounting), with its items."""
+
+    client = models.ForeignKey(
+        Client, on_delete=models.PROTECT, related_name="invoices", null=True, blank=True
+    )
+    job = models.ForeignKey(
+        Job, on_delete=models.SET_NULL, related_name="invoices", null=True, blank=True
+    )
+    number = models.CharField(max_length=64, blank=True)
+    status = models.CharField(max_length=64, blank=True)
+    issued_on = models.DateField(null=True, blank=True)
+    due_on = models.DateField(null=True, blank=True)
+    subtotal = models.DecimalField(**MONEY, default=Decimal("0.00"))
+    tax_total = models.DecimalField(**MONEY, default=Decimal("0.00"))
+    total = models.DecimalField(**MONEY, default=Decimal("0.00"))
+    balance = models.DecimalField(**MONEY, default=Decimal("0.00"))
+
+    class Meta(SyncedModel.Meta):
+        ordering = ["-issued_on", "-id"]
+
+    def __str__(self) -> str:
+        return self.number or self.external_id
+
+
+class InvoiceItem(SyncedModel):
+    invoice = models.ForeignKey(Invoice, on_delete=models.CASCADE, related_name="items")
+    name = models.CharField(max_length=255, blank=True)
+    description = models.TextField(blank=True)
+    quantity = models.DecimalField(**QUANTITY, default=Decimal("1"))
+    unit_price = models.DecimalField(**MONEY, default=Decimal("0.00"))
+    total = models.DecimalField(**MONEY, default=Decimal("0.00"))
+    sort_order = models.PositiveIntegerField(default=0)
+
+    class Meta(SyncedModel.Meta):
+        ordering = ["sort_order", "id"]
+
+    def __str__(self) -> str:
+        return self.name or self.external_id
+
+
+class Payment(SyncedModel):
+    """A payment received, possibly split over several invoices (`raw` keeps the split)."""
+
+    client = models.ForeignKey(
+        Client, on_delete=models.PROTECT, related_name="payments", null=True, blank=True
+    )
+    invoice = models.ForeignKey(
+        Invoice, on_delete=models.SET_NULL, related_name="payments", null=True, blank=True
+    )
+    amount = models.DecimalField(**MONEY, default=Decimal("0.00"))
+    paid_on = models.DateField(null=True, blank=True)
+    method = models.CharField(max_length=120, blank=True)
+    # (not "reference": sync.writers' digest needs no field between "raw" and "remote_…")
+    payment_reference = models.CharField(max_length=255, blank=True)
+    status = models.CharField(max_length=64, blank=True)
+
+    class Meta(SyncedModel.Meta):
+        ordering = ["-paid_on", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.amount} {self.paid_on or ''}".strip()
+
+
+class Booking(TimeStampedModel):
+    """A request for work that becomes a job at the provider (through the outbox's
+    `job.create`). The fields are what every provider needs; `options` holds a provider's own
+    references (ServiceTitan business unit, job type, campaign…). Its delivery state is its
+    outbox event's; `external_job_id` is the provider's job once created."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        CREATED = "created", "Created at the provider"
+        FAILED = "failed", "Failed"
+        CANCELLED = "cancelled", "Cancelled"
+
+    integration = models.ForeignKey(
+        "integrations.Integration", on_delete=models.PROTECT, related_name="bookings"
+    )
+    reference = models.CharField(max_length=64, unique=True)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    client = models.ForeignKey(
+        Client, on_delete=models.SET_NULL, related_name="bookings", null=True, blank=True
+    )
+    customer_name = models.CharField(max_length=255)
+    email = models.EmailField(blank=True)
+    phone = models.CharField(max_length=50, blank=True)
+    street = models.CharField(max_length=255)
+    street2 = models.CharField(max_length=255, blank=True)
+    city = models.CharField(max_length=120)
+    region = models.CharField(max_length=120, blank=True)
+    postal_code = models.CharField(max_length=20, blank=True)
+    country = models.CharField(max_length=2, blank=True)
+    summary = models.CharField(max_length=255)
+    description = models.TextField(blank=True)
+    priority = models.CharField(
+        max_length=8, choices=Job.Priority.choices, default=Job.Priority.NORMAL
+    )
+    scheduled_start = models.DateTimeField(null=True, blank=True)
+    scheduled_end = models.DateTimeField(null=True, blank=True)
+    options = models.JSONField(default=dict, blank=True)
+    external_job_id = models.CharField(max_length=255, blank=True)
+    outbox_event = models.OneToOneField(
+        "sync.OutboxEvent",
+        on_delete=models.SET_NULL,
+        related_name="booking",
+        null=True,
+        blank=True,
+    )
+    created_by = models.ForeignKey(
+        User, on_delete=models.SET_NULL, related_name="+", null=True, blank=True
+    )
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(scheduled_end__isnull=True)
+                | Q(scheduled_start__isnull=True)
+                | Q(scheduled_end__gte=models.F("scheduled_start")),
+                name="portal_booking_schedule_order",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.reference}: {self.summary}"
+
+
 class AuditLog(models.Model):
     """Who did what to which object, with the state before and after. Kept in `portal` (not
     `sync`) because every app writes it in its own transactions, and `portal` is the app every

@@ -550,6 +550,7 @@ def _sweep(state: _Run) -> None:
                 integration=state.integration,
                 remote_deleted_at__isnull=True,
                 created_at__lt=state.run.started_at,
+                **state.provider.sweep_scope(state.entity, record_type),
             )
             .values_list("id", "external_id")
             .iterator(chunk_size=5000)

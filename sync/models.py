@@ -164,6 +164,8 @@ class OutboxEvent(TimeStampedModel):
     last_error = models.TextField(blank=True)
     sent_at = models.DateTimeField(null=True, blank=True)
     response = models.JSONField(null=True, blank=True)
+    # The provider's refusal by field, when it gave one ({field: [messages]}).
+    field_errors = models.JSONField(default=dict, blank=True)
 
     class Meta:
         ordering = ["created_at"]

@@ -25,6 +25,7 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
+from django.utils.module_loading import import_string
 
 from config.celery import app as celery_app
 from integrations.exceptions import (
@@ -44,6 +45,9 @@ from sync.models import OutboxEvent
 logger = logging.getLogger("sync.outbox")
 
 DELIVER_TASK = "sync.outbox_deliver"
+# aggregate type -> callable(event_id=, status=, response=) told when an event of that
+# aggregate is sent, goes dead or is replayed (the aggregate keeps its own state in step).
+RESULT_HANDLERS = {"booking": "portal.bookings.booking_outbox_result"}
 # Errors that a retry cannot fix: the event goes straight to the dead letters for a person.
 PERMANENT_ERRORS = (
     ProviderValidationError,
@@ -164,6 +168,7 @@ def _send(event: OutboxEvent) -> OutboxEvent:
         sent_at=now,
         response=response or {},
         last_error="",
+        field_errors={},
         next_attempt_at=None,
         updated_at=now,
     )
@@ -172,8 +177,19 @@ def _send(event: OutboxEvent) -> OutboxEvent:
             "outbox event sent",
             extra={"event_id": event.pk, "action": event.action, "attempts": event.attempts},
         )
+        _tell_aggregate(event, "sent", response or {})
     event.refresh_from_db()
     return event
+
+
+def _tell_aggregate(event: OutboxEvent, status: str, response: dict | None = None) -> None:
+    handler = RESULT_HANDLERS.get(event.aggregate_type)
+    if handler is None:
+        return
+    try:
+        import_string(handler)(event_id=event.pk, status=status, response=response)
+    except Exception:  # the event's own state is already right; the aggregate catches up
+        logger.exception("outbox result handler failed", extra={"event_id": event.pk})
 
 
 def _failed(
@@ -188,6 +204,9 @@ def _failed(
     OutboxEvent.objects.filter(pk=event.pk, status=OutboxEvent.Status.SENDING).update(
         status=OutboxEvent.Status.DEAD if dead else OutboxEvent.Status.FAILED,
         last_error=message,
+        # A provider's refusal by field (ServiceTitan problem+json `errors`), for the admin
+        # and the API to show next to the error.
+        field_errors=getattr(exc, "field_errors", None) or {},
         next_attempt_at=None if dead else next_at,
         updated_at=now,
     )
@@ -202,6 +221,7 @@ def _failed(
     )
     if dead:
         alerts.on_outbox_dead_changed(event.integration_id)
+        _tell_aggregate(event, "dead")
     event.refresh_from_db()
     return event
 
@@ -217,6 +237,8 @@ def outbox_dead_replay(*, event_ids: list[int] | None = None) -> int:
         OutboxEvent.objects.filter(pk__in=ids).update(
             status=OutboxEvent.Status.PENDING, attempts=0, next_attempt_at=now, updated_at=now
         )
+        for event in OutboxEvent.objects.filter(pk__in=ids):
+            _tell_aggregate(event, "pending")
         for event_id in ids:
             transaction.on_commit(lambda event_id=event_id: outbox_kick(event_id), robust=True)
     return len(ids)

@@ -42,21 +42,37 @@ from integrations.base import (
     ExternalAttachment,
     ExternalClient,
     ExternalContact,
+    ExternalInvoice,
+    ExternalInvoiceItem,
     ExternalJob,
     ExternalJobActivity,
+    ExternalJobContact,
     ExternalJobMaterial,
     ExternalLineItem,
+    ExternalNote,
+    ExternalPayment,
+    ExternalPricebookCategory,
+    ExternalPricebookItem,
     ExternalQuote,
     ExternalRecord,
+    ExternalReference,
     ExternalStaff,
 )
 from portal.models import (
     Attachment,
     Client,
     Contact,
+    Invoice,
+    InvoiceItem,
     Job,
     JobActivity,
+    JobContact,
     JobMaterial,
+    Note,
+    Payment,
+    PricebookCategory,
+    PricebookItem,
+    ReferenceRecord,
     Staff,
     SyncedModel,
 )
@@ -193,6 +209,83 @@ SINKS: tuple[Sink, ...] = (
         ("file_name", "content_type", "size_bytes", "provider_reference"),
         (Parent("job_id", "job_external_id", Job),),
     ),
+    Sink(
+        ExternalJobContact,
+        JobContact,
+        ("role", "first_name", "last_name", "email", "phone", "mobile"),
+        (Parent("job_id", "job_external_id", Job),),
+    ),
+    Sink(
+        ExternalNote,
+        Note,
+        ("body", "author", "noted_at"),
+        (
+            Parent("job_id", "job_external_id", Job),
+            Parent("client_id", "client_external_id", Client),
+        ),
+    ),
+    Sink(
+        ExternalReference,
+        ReferenceRecord,
+        ("kind", "name", "code", "is_active", "parent_external_id"),
+    ),
+    # Subcategories name their parent: a page is written parents first (`_generations`).
+    Sink(
+        ExternalPricebookCategory,
+        PricebookCategory,
+        ("name", "kind", "is_active", "sort_order"),
+        (Parent("parent_id", "parent_external_id", PricebookCategory),),
+    ),
+    Sink(
+        ExternalPricebookItem,
+        PricebookItem,
+        (
+            "kind",
+            "code",
+            "name",
+            "description",
+            "unit_price",
+            "cost",
+            "unit",
+            "is_taxable",
+            "is_active",
+        ),
+        m2m=(ManyToMany("categories", "category_external_ids", PricebookCategory),),
+    ),
+    Sink(
+        ExternalInvoice,
+        Invoice,
+        (
+            "number",
+            "status",
+            "issued_on",
+            "due_on",
+            "subtotal",
+            "tax_total",
+            "total",
+            "balance",
+        ),
+        (
+            Parent("client_id", "client_external_id", Client),
+            Parent("job_id", "job_external_id", Job),
+        ),
+        client_from_job=True,
+    ),
+    Sink(
+        ExternalInvoiceItem,
+        InvoiceItem,
+        ("name", "description", "quantity", "unit_price", "total", "sort_order"),
+        (Parent("invoice_id", "invoice_external_id", Invoice),),
+    ),
+    Sink(
+        ExternalPayment,
+        Payment,
+        ("amount", "paid_on", "method", "payment_reference", "status"),
+        (
+            Parent("client_id", "client_external_id", Client),
+            Parent("invoice_id", "invoice_external_id", Invoice),
+        ),
+    ),
 )
 SINK_BY_TYPE: dict[type[ExternalRecord], Sink] = {sink.record_type: sink for sink in SINKS}
 
@@ -286,16 +379,39 @@ def write_records(integration_id: int, records: Iterable[ExternalRecord]) -> Wri
             batch = _with_embedded_items(batch, quotes)
         if not batch:
             continue
-        written = _write_sink(integration_id, sink, batch, page)
-        result.merge(written)
-        if sink.m2m:
-            _write_links(integration_id, sink, batch, written.settled.get(sink.model, set()), page)
+        for generation in _generations(sink, batch):
+            written = _write_sink(integration_id, sink, generation, page)
+            result.merge(written)
+            if sink.m2m:
+                _write_links(
+                    integration_id, sink, generation, written.settled.get(sink.model, set()), page
+                )
         if sink.record_type is ExternalJobMaterial:
             by_sink[SINK_BY_TYPE[ExternalLineItem]].extend(
                 _materials_as_line_items(integration_id, batch, page)
             )
     _remove_missing_embedded_items(integration_id, quotes)
     return result
+
+
+def _generations(sink: Sink, batch: list[ExternalRecord]) -> list[list[ExternalRecord]]:
+    """A page of a table whose rows point at each other (category → parent category): write
+    the records whose parent is not in the page first, then their children, and so on, so a
+    subcategory never waits for a parent that came in the same page. Other sinks: one batch."""
+    own = [p for p in sink.parents if p.model is sink.model]
+    if not own:
+        return [batch]
+    attr = own[0].attr
+    pending = {r.external_id: r for r in batch}
+    generations: list[list[ExternalRecord]] = []
+    while pending:
+        ready = [r for r in pending.values() if getattr(r, attr) not in pending]
+        if not ready:  # a cycle: write the rest as they are (their parents wait or hold)
+            ready = list(pending.values())
+        generations.append(ready)
+        for record in ready:
+            pending.pop(record.external_id, None)
+    return generations
 
 
 def _with_embedded_items(
