@@ -196,6 +196,22 @@ class ExternalAttachment(ExternalRecord):
 
 
 @dataclass(frozen=True, kw_only=True)
+class ExternalLocation(ExternalRecord):
+    """A service address of a client (ServiceTitan location; a ServiceM8 site is a client)."""
+
+    client_external_id: str | None = None
+    name: str = ""
+    street: str = ""
+    street2: str = ""
+    city: str = ""
+    region: str = ""
+    postal_code: str = ""
+    country: str = ""
+    latitude: Decimal | None = None
+    longitude: Decimal | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
 class ExternalJobContact(ExternalRecord):
     """A person named on one job (ServiceM8 jobcontact); `role` is the provider's type word."""
 
