@@ -94,7 +94,8 @@ def _clean(data: dict[str, Any]) -> tuple[dict[str, Any], dict[str, list[str]]]:
         if value is not None and value.tzinfo is None:
             errors.setdefault(name, []).append("Include the time zone offset.")
     start, end = values.get("scheduled_start"), values.get("scheduled_end")
-    if start and end and "scheduled_end" not in errors and end < start:
+    timed = start and end and not {"scheduled_start", "scheduled_end"} & set(errors)
+    if timed and end < start:
         errors["scheduled_end"] = ["Must not be before the start."]
     options = data.get("options") or {}
     if not isinstance(options, dict):
