@@ -578,6 +578,49 @@ class JobMaterialAdmin(SyncedAdmin):
     list_display = ["name", "job", "quantity", "unit_price", "total"]
 
 
+@admin.register(models.JobContact)
+class JobContactAdmin(SyncedAdmin):
+    list_display = ["__str__", "job", "role", "email", "phone"]
+    search_fields = ["first_name", "last_name", "email", "external_id"]
+
+
+@admin.register(models.Note)
+class NoteAdmin(SyncedAdmin):
+    list_display = ["__str__", "job", "client", "author", "noted_at"]
+    search_fields = ["body", "external_id"]
+
+
+@admin.register(models.ReferenceRecord)
+class ReferenceRecordAdmin(SyncedAdmin):
+    """Job types, business units, zones, tax rates, inventory records…: one table, by kind."""
+
+    list_display = ["name", "kind", "code", "is_active", "integration"]
+    list_filter = ["kind", "is_active", "integration__company", "integration"]
+    search_fields = ["name", "code", "external_id"]
+
+
+class InvoiceItemInline(CompanyScopedInlineMixin, admin.TabularInline):
+    model = models.InvoiceItem
+    extra = 0
+    fields = ["name", "quantity", "unit_price", "total"]
+    readonly_fields = fields
+    can_delete = False
+
+
+@admin.register(models.Invoice)
+class InvoiceAdmin(SyncedAdmin):
+    list_display = ["__str__", "client", "job", "status", "issued_on", "total", "balance"]
+    list_filter = ["status", "integration__company", "integration"]
+    search_fields = ["number", "external_id"]
+    inlines = [InvoiceItemInline]
+
+
+@admin.register(models.Payment)
+class PaymentAdmin(SyncedAdmin):
+    list_display = ["__str__", "client", "invoice", "method", "paid_on", "amount"]
+    search_fields = ["payment_reference", "external_id"]
+
+
 @admin.register(models.ClientMembership)
 class ClientMembershipAdmin(CompanyScopedAdminMixin, admin.ModelAdmin):
     """Team admins see and remove their clients' users; choosing a user among every user of the
