@@ -9,6 +9,7 @@ import json
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
+from django.db import transaction
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
@@ -24,7 +25,7 @@ from django_celery_beat.models import CrontabSchedule, PeriodicTask
 
 from integrations import registry
 from integrations.encryption import DecryptionError
-from integrations.exceptions import UnknownProvider
+from integrations.exceptions import ProviderError, UnknownProvider
 from integrations.models import ConnectionTest, Incident, Integration
 from integrations.services import (
     integration_credential_errors,
@@ -32,6 +33,12 @@ from integrations.services import (
     integration_credentials_replace,
     integration_oauth_supported,
     integration_test_connection,
+)
+from integrations.webhook_subscriptions import (
+    WebhookSubscriptionsUnavailable,
+    webhook_subscribe,
+    webhook_subscriptions_state,
+    webhook_unsubscribe,
 )
 from portal.admin import (
     AuditedAdminMixin,
@@ -46,6 +53,14 @@ SECRET_FIELD = "new_credentials"  # noqa: S105 - a form field name
 SCHEDULE_NAME = "fieldbridge:sync:{id}:{mode}"
 SCHEDULE_PREFIX = "fieldbridge:sync:"
 COMING_SOON = "Coming soon (no connector yet)"
+
+
+def webhooks_managed(obj: Integration) -> bool:
+    """Whether the connector manages webhook subscriptions (the admin's "Webhooks" page)."""
+    try:
+        return bool(getattr(registry.get(obj.provider), "webhook_objects", ()))
+    except UnknownProvider:
+        return False
 
 
 def provider_choices() -> list:
@@ -393,6 +408,13 @@ class IntegrationAdmin(CompanyScopedAdminMixin, admin.ModelAdmin):
                 self.admin_site.admin_view(self.credentials_view),
                 name=f"{name}_credentials",
             ),
+            path(
+                "<path:object_id>/webhooks/",
+                # Not in the request's transaction: subscribing makes the provider call our
+                # webhook endpoint back, which must already see the committed path token.
+                transaction.non_atomic_requests(self.admin_site.admin_view(self.webhooks_view)),
+                name=f"{name}_webhooks",
+            ),
             *super().get_urls(),
         ]
 
@@ -449,6 +471,64 @@ class IntegrationAdmin(CompanyScopedAdminMixin, admin.ModelAdmin):
             request, "admin/integrations/integration/credentials_replace.html", context
         )
 
+    def webhooks_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        """The provider's webhook subscriptions for this integration, with subscribe and
+        unsubscribe buttons per object we sync (POST, audited by the services). Only for
+        OAuth-connected ServiceM8 integrations; otherwise the page says why."""
+        obj = self._get_changeable(request, object_id)
+        if request.method == "POST":
+            object_name = request.POST.get("object", "")
+            operation = request.POST.get("operation", "")
+            try:
+                if operation == "subscribe":
+                    webhook_subscribe(
+                        integration=obj,
+                        object_name=object_name,
+                        actor=request.user,
+                        ip_address=request_ip(request),
+                    )
+                    self.message_user(request, f"Subscribed to {object_name} changes.")
+                elif operation == "unsubscribe":
+                    webhook_unsubscribe(
+                        integration=obj,
+                        object_name=object_name,
+                        actor=request.user,
+                        ip_address=request_ip(request),
+                    )
+                    self.message_user(request, f"Unsubscribed from {object_name} changes.")
+                else:
+                    self.message_user(request, "Unknown operation.", messages.ERROR)
+            except (WebhookSubscriptionsUnavailable, ProviderError) as exc:
+                # The provider's own words (e.g. a failed callback verification) when it gave any.
+                said = "; ".join(
+                    str(m)
+                    for msgs in (getattr(exc, "field_errors", None) or {}).values()
+                    for m in (msgs if isinstance(msgs, list) else [msgs])
+                )
+                detail = f"{exc} ({said})" if said else str(exc)
+                self.message_user(request, f"Not done: {detail}", messages.ERROR)
+            return HttpResponseRedirect(
+                reverse("admin:integrations_integration_webhooks", args=[obj.pk])
+            )
+        state, unavailable, error = None, "", ""
+        try:
+            state = webhook_subscriptions_state(integration=obj)
+        except WebhookSubscriptionsUnavailable as exc:
+            unavailable = str(exc)
+        except ProviderError as exc:
+            error = str(exc)
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"Webhook subscriptions: {obj}",
+            "opts": self.opts,
+            "original": obj,
+            "state": state,
+            "unavailable": unavailable,
+            "error": error,
+            "has_view_permission": True,
+        }
+        return TemplateResponse(request, "admin/integrations/integration/webhooks.html", context)
+
     def change_view(self, request, object_id, form_url="", extra_context=None):
         obj = self.get_object(request, object_id)
         extra = dict(extra_context or {})
@@ -460,6 +540,7 @@ class IntegrationAdmin(CompanyScopedAdminMixin, admin.ModelAdmin):
                 open_incidents=Incident.objects.filter(integration=obj, closed_at__isnull=True),
                 can_operate=self.has_change_permission(request, obj),
                 oauth_supported=integration_oauth_supported(obj),
+                webhooks_managed=webhooks_managed(obj),
                 schedule_rows=self.schedule_rows(request, obj),
             )
         return super().change_view(request, object_id, form_url, extra)

@@ -29,6 +29,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from integrations.base import Capability
+from integrations.exceptions import UnknownProvider
 from integrations.models import Integration
 from integrations.registry import get as provider_class
 from portal.models import AuditLog, Booking, Client, Job, User
@@ -65,6 +66,11 @@ def _clean(data: dict[str, Any]) -> tuple[dict[str, Any], dict[str, list[str]]]:
     for name in REQUIRED:
         if name not in errors and not values.get(name):
             errors[name] = ["This field is required."]
+    for name in TEXT_FIELDS:
+        # The columns' own limits: a longer value would fail in the database, not here.
+        limit = Booking._meta.get_field(name).max_length
+        if name not in errors and limit and len(values.get(name, "")) > limit:
+            errors[name] = [f"Ensure this value has at most {limit} characters."]
     if values.get("email"):
         try:
             validate_email(values["email"])
@@ -145,13 +151,22 @@ def booking_create(
     """Store a booking and queue its job creation at the provider. Raises ValidationError with
     field details for bad input or an integration that cannot create jobs."""
     values, errors = _clean(data)
-    provider = provider_class(integration.provider)
-    if Capability.WRITE_JOB_CREATE not in provider.capabilities:
+    try:
+        provider = provider_class(integration.provider)
+    except UnknownProvider:
+        provider = None
+    if provider is None:
+        errors["integration"] = ["This provider has no connector: jobs cannot be created."]
+    elif Capability.WRITE_JOB_CREATE not in provider.capabilities:
         errors["integration"] = [f"{provider.name} jobs cannot be created from bookings yet."]
     elif not integration.enabled:
         errors["integration"] = ["The integration is disabled."]
     if client is not None and client.integration_id != integration.pk:
         errors["client"] = ["The client belongs to another integration."]
+    # The provider's own checks of its `options` (e.g. ServiceM8's job status and uuids).
+    option_errors = getattr(provider, "job_options_errors", None) if provider else None
+    if option_errors is not None and "options" not in errors:
+        errors.update(option_errors(values["options"]))
     if errors:
         raise ValidationError(errors)
     with transaction.atomic():

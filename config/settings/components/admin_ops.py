@@ -22,3 +22,8 @@ INTEGRATION_OAUTH_STATE_MAX_AGE = env.int("INTEGRATION_OAUTH_STATE_MAX_AGE", def
 INTEGRATION_SANDBOX_HOSTS = env.list(
     "INTEGRATION_SANDBOX_HOSTS", default=["127.0.0.1:8765", "localhost:8765"]
 )
+
+# The public address of this deployment (scheme and host, e.g. https://fieldbridge.example.com):
+# the base of the webhook callback URLs subscribed at providers from the admin
+# (/webhooks/<provider>/<integration id>/<token>/). Empty: subscribing is refused with a message.
+PUBLIC_BASE_URL = env("PUBLIC_BASE_URL", default="").strip().rstrip("/")
