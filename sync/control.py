@@ -28,8 +28,11 @@ from integrations.base import (
     ExternalContact,
     ExternalJob,
     ExternalJobActivity,
+    ExternalJobContact,
     ExternalJobMaterial,
     ExternalLineItem,
+    ExternalLocation,
+    ExternalNote,
     ExternalQuote,
     ExternalRecord,
     ExternalStaff,
@@ -82,14 +85,17 @@ def integration_list_for_operators(*, user: User) -> QuerySet[Integration]:
 # The portal's sync actions, by the normalized record types they bring in; each provider's
 # entities that map to one of these types take part (a ServiceM8 quote is a job).
 ACTION_RECORD_TYPES: dict[str, tuple[type[ExternalRecord], ...]] = {
-    "sync_companies": (ExternalClient, ExternalContact),
-    # A job's visits (schedule, technicians), materials and attachments come with it.
+    "sync_companies": (ExternalClient, ExternalLocation, ExternalContact),
+    # A job's visits (schedule, technicians), materials, attachments, contacts and notes come
+    # with it.
     "sync_jobs": (
         ExternalJob,
         ExternalJobMaterial,
         ExternalStaff,
         ExternalJobActivity,
         ExternalAttachment,
+        ExternalJobContact,
+        ExternalNote,
     ),
     "sync_quotes": (ExternalQuote, ExternalLineItem),
 }

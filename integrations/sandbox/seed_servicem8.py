@@ -8,7 +8,10 @@ line items (``jobmaterial``) drawn from the job category's part of the pricebook
 past the quote stage, 0–2 scheduled visits (``jobactivity``) by field staff. Files
 (``attachment``) follow the jobs: a quote PDF on most sent quotes, site photos on about half of
 the jobs past the quote stage, an invoice PDF on invoiced jobs, and, on about one client in
-twenty, a file attached to the client itself (``related_object`` "company").
+twenty, a file attached to the client itself (``related_object`` "company"). On some jobs, from
+dice of their own: a site contact, property manager or billing contact (``jobcontact``), 0–2
+diary notes (``note``, ``related_object`` "job"; one client in ten also has a note of its own)
+and a bundle line from a pricebook kit (``jobmaterialbundle``).
 
 Consistency: every reference points at a seeded record (soft-deleted ones included); a job's
 ``total_invoice_amount`` is the tax-inclusive sum of its active job materials; its dates run
@@ -48,8 +51,11 @@ from integrations.sandbox.servicem8 import (
     COMPANY_DEFAULTS,
     GST_TAX_RATE_UUID,
     JOB_DEFAULTS,
+    JOBCONTACT_DEFAULTS,
+    JOBMATERIALBUNDLE_DEFAULTS,
     MATERIAL_DEFAULTS,
     NO_DATE,
+    NOTE_DEFAULTS,
     STAFF_DEFAULTS,
     edit_date_formatter,
 )
@@ -63,6 +69,9 @@ OBJECTS = (
     "jobmaterial",
     "jobactivity",
     "attachment",
+    "jobcontact",
+    "note",
+    "jobmaterialbundle",
     "staff",
     "material",
     "category",
@@ -756,9 +765,11 @@ class _JobMaker:
         fmt: Any,
         sink: RowSink,
         attachments: _AttachmentMaker | None = None,
+        extras: _JobExtraMaker | None = None,
     ) -> None:
         self.d = d
         self.attachments = attachments
+        self.extras = extras
         self.cat = cat
         self.now_us = now_us
         self.fmt = fmt
@@ -924,6 +935,8 @@ class _JobMaker:
         if self.attachments is not None:
             times = (start_at, sent_at, done_at, invoiced_at, modified)
             self.attachments.job(job_uuid, number, site, times)
+        if self.extras is not None:
+            self.extras.job(job_uuid, site, start_at, modified)
 
 
 # --- attachments -----------------------------------------------------------------------------
@@ -1037,6 +1050,114 @@ class _AttachmentMaker:
             self._add("company", company_uuid, name, ".pdf", modified_us)
 
 
+# --- job contacts, notes and bundles ------------------------------------------------------------
+
+# (name, item number) of the pricebook bundles a job's bundle line can come from; the
+# ``materialbundle`` objects themselves are referenced but not emulated (like security roles).
+_BUNDLES = (
+    ("Hot Water Install Kit", "KIT-HW"),
+    ("Toilet Repair Kit", "KIT-WC"),
+    ("Tap Service Kit", "KIT-TAP"),
+    ("Gas Appliance Connection Kit", "KIT-GAS"),
+)
+_BUNDLE_UUIDS = (
+    "5b7e2c10-3a4d-4e8f-9b61-0c2d4e6f8a01",
+    "5b7e2c10-3a4d-4e8f-9b61-0c2d4e6f8a02",
+    "5b7e2c10-3a4d-4e8f-9b61-0c2d4e6f8a03",
+    "5b7e2c10-3a4d-4e8f-9b61-0c2d4e6f8a04",
+)
+# Job diary notes: (text, action required).
+_JOB_NOTES = (
+    ("Called customer to confirm access and parking.", ""),
+    ("Quote followed up by phone, customer comparing prices.", "Follow up next week"),
+    ("Parts ordered from Reece, ETA Thursday.", "Book return visit when parts arrive"),
+    ("Customer asked for an invoice copy to be sent to their accountant.", ""),
+    ("Water turned off at meter on arrival, restored on completion.", ""),
+    ("Left a card, nobody home. SMS sent.", "Rebook"),
+    ("Tenant confirmed the leak started after heavy rain.", ""),
+)
+_CLIENT_NOTES = (
+    "Strata manager approves all quotes over $1,000 in writing.",
+    "Account on 30-day terms, send invoices to accounts payable.",
+    "Prefers morning appointments.",
+    "Gate code changes monthly, call ahead.",
+)
+
+
+class _JobExtraMaker:
+    """Per-job people (``jobcontact``), diary notes (``note``) and bundle lines
+    (``jobmaterialbundle``), plus notes on some clients, from their own dice (so they never
+    change the jobs). Each record's edit time lies between its job's start and edit times."""
+
+    def __init__(self, d: Dice, cat: _Catalogue, fmt: Any, sink: RowSink) -> None:
+        self.d = d
+        self.fmt = fmt
+        self.office = [s for s in cat.staff if not s.field]
+        self.techs = cat.techs
+        self.contacts = sink.buffer("jobcontact")
+        self.notes = sink.buffer("note")
+        self.bundles = sink.buffer("jobmaterialbundle")
+
+    def _at(self, start_us: int, end_us: int) -> int:
+        return start_us + int(self.d.random() * max(end_us - start_us, 0))
+
+    def job(self, job_uuid: str, site: _Site, start_us: int, end_us: int) -> None:
+        d = self.d
+        # A site contact for tenanted homes; a property manager or a separate billing contact
+        # for businesses [spec: JobContact.type 'JOB' | 'BILLING' | 'Property Manager'].
+        if d.chance(0.2 if site.individual else 0.35):
+            kind = "JOB" if site.individual else d.pick(("Property Manager", "BILLING", "JOB"))
+            first, last = d.pick(FIRST_NAMES), d.pick(LAST_NAMES)
+            data = dict(JOBCONTACT_DEFAULTS)
+            data.update(
+                job_uuid=job_uuid,
+                first=first,
+                last=last,
+                phone="" if site.individual else f"(02) {d.int(8000, 9999)} {d.int(1000, 9999)}",
+                mobile=f"04{d.int(10, 99)} {d.int(100, 999)} {d.int(100, 999)}",
+                email=f"{first}.{last}@{d.pick(_MAIL_DOMAINS)}".lower(),
+                type=kind,
+            )
+            at = self._at(start_us, end_us)
+            self.contacts.append((d.uuid4(), at, not d.chance(SOFT_DELETED_SHARE), dumps(data)))
+        for _ in range(d.int(0, 2)):
+            text, action = d.pick(_JOB_NOTES)
+            self._note("job", job_uuid, text, action, self._at(start_us, end_us))
+        if d.chance(0.12):
+            k = d.int(0, len(_BUNDLES) - 1)
+            name, item_number = _BUNDLES[k]
+            data = dict(JOBMATERIALBUNDLE_DEFAULTS)
+            data.update(
+                item_number=item_number,
+                name=name,
+                quantity=str(d.int(1, 2)),
+                sort_order=d.int(7, 9),  # after the job's own lines (1–6)
+                material_bundle_uuid=_BUNDLE_UUIDS[k],
+                job_uuid=job_uuid,
+            )
+            at = self._at(start_us, end_us)
+            self.bundles.append((d.uuid4(), at, not d.chance(SOFT_DELETED_SHARE), dumps(data)))
+
+    def company(self, company_uuid: str, modified_us: int) -> None:
+        if self.d.chance(0.1):
+            self._note("company", company_uuid, self.d.pick(_CLIENT_NOTES), "", modified_us)
+
+    def _note(self, obj: str, owner: str, text: str, action: str, at_us: int) -> None:
+        d = self.d
+        data = dict(NOTE_DEFAULTS)
+        data.update(
+            related_object=obj,
+            related_object_uuid=owner,
+            note=text,
+            action_required=action,
+            create_date=self.fmt(at_us),
+        )
+        if action and d.chance(0.5):
+            data["action_completed_by_staff_uuid"] = d.pick(self.office).uuid
+        data["edit_by_staff_uuid"] = d.pick(self.office if obj == "company" else self.techs).uuid
+        self.notes.append((d.uuid4(), at_us, not d.chance(SOFT_DELETED_SHARE), dumps(data)))
+
+
 # --- everything ------------------------------------------------------------------------------
 
 
@@ -1055,6 +1176,12 @@ def seed_servicem8(sink: RowSink, *, records: int, seed: int, now_us: int, mix: 
         fmt,
         sink,
     )
+    extras = _JobExtraMaker(
+        Dice(random.Random(f"{seed}:servicem8:jobextra")),  # noqa: S311
+        cat,
+        fmt,
+        sink,
+    )
     maker = _JobMaker(
         Dice(random.Random(f"{seed}:servicem8:job")),  # noqa: S311
         cat,
@@ -1062,6 +1189,7 @@ def seed_servicem8(sink: RowSink, *, records: int, seed: int, now_us: int, mix: 
         fmt,
         sink,
         files,
+        extras,
     )
     jd = maker.d
     companies = sink.buffer("company")
@@ -1083,5 +1211,6 @@ def seed_servicem8(sink: RowSink, *, records: int, seed: int, now_us: int, mix: 
                     job_number += 1
                     maker.make(uid, site, job_number)
             files.company(uid, modified)
+            extras.company(uid, modified)
         if i & 15 == 0:
             sink.flush()

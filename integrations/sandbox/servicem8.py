@@ -14,10 +14,12 @@ URLs (sandbox root + path; the real host is https://api.servicem8.com):
 - ``GET /servicem8/api_1.0/attachment/{uuid}.file``  an attachment's bytes (see ``get_file``)
 - ``GET /servicem8/oauth/authorize``  auto-approves, 302 to ``redirect_uri?code=…&state=…``
 - ``POST /servicem8/oauth/access_token``  ``authorization_code`` / ``refresh_token`` grants
+- ``GET/POST/DELETE /servicem8/webhook_subscriptions…``  the Webhooks API (``servicem8_webhooks``)
 
 Emulated objects are listed in ``OBJECTS``: ``company``, ``companycontact``, ``staff``, ``job``
 (quotes are jobs with status ``Quote``), ``jobmaterial``, ``jobactivity``, ``material``,
-``category``, ``taxrate``, ``vendor``, ``note`` and ``jobcontact``; adding one is an ``ObjectSpec``
+``category``, ``taxrate``, ``vendor``, ``note`` (one note: ``dbonote/{uuid}.json``),
+``jobcontact`` and ``jobmaterialbundle``; adding one is an ``ObjectSpec``
 with its read scopes and field defaults, plus seed data. Every object lists and pages through the
 same generic ``{object}.json`` machinery. ``job``, ``jobmaterial``, ``note``, ``jobcontact``,
 ``company``, ``companycontact`` and ``jobactivity`` are also writable: their request schemas, write
@@ -62,6 +64,7 @@ from werkzeug.routing import Rule
 from werkzeug.wrappers import Request, Response
 
 from integrations.sandbox import accounts
+from integrations.sandbox import servicem8_webhooks as hooks
 from integrations.sandbox.app import (
     Endpoint,
     LimitRule,
@@ -94,6 +97,7 @@ from integrations.sandbox.store import Collection, Condition, Record, RecordId, 
 PROVIDER = "servicem8"
 API_PREFIX = "/servicem8/api_1.0"
 OAUTH_PREFIX = "/servicem8/oauth"
+HOOKS_PREFIX = "/servicem8/webhook_subscriptions"
 
 # Every scope the spec's oauth2 security scheme declares
 # (components.securitySchemes.oauth2.flows.authorizationCode.scopes), plus the tax-rate scopes.
@@ -345,7 +349,7 @@ CATEGORY_DEFAULTS: dict[str, Any] = {"name": "", "colour": ""}
 # amount: the percentage as a string, "10" for 10 % [spec: TaxRate.amount].
 TAXRATE_DEFAULTS: dict[str, Any] = {"name": "", "amount": "0", "is_default_tax_rate": 0}
 
-# Job diary notes [spec: Note]; not seeded, created through ``POST /note.json``.
+# Diary notes [spec: Note] on jobs and clients; seeded, and created through ``POST /note.json``.
 NOTE_DEFAULTS: dict[str, Any] = {
     # related_object_uuid, action_completed_by_staff_uuid, edit_by_staff_uuid (uuid)
     "related_object": "",  # "job" for a job diary note [NOTES.md §1 "Quotes"]
@@ -354,7 +358,8 @@ NOTE_DEFAULTS: dict[str, Any] = {
     "create_date": NO_DATE,  # set to the creation time by POST /note.json
 }
 
-# Per-job contacts [spec: JobContact]; not seeded. job_uuid (uuid), email (email) when known;
+# Per-job contacts [spec: JobContact]; seeded on some jobs (a tenant's site contact, a property
+# manager, a separate billing contact). job_uuid (uuid), email (email) when known;
 # is_primary_contact is DEPRECATED [spec] and left out.
 JOBCONTACT_DEFAULTS: dict[str, Any] = {
     "first": "",
@@ -362,6 +367,16 @@ JOBCONTACT_DEFAULTS: dict[str, Any] = {
     "phone": "",
     "mobile": "",
     "type": "",
+}
+
+# Bundle lines on a job's quote or invoice [spec: JobMaterialBundle]; its job materials name it
+# in ``job_material_bundle_uuid``. job_uuid and material_bundle_uuid (uuid) are set by the seeder
+# (``materialbundle``, the pricebook bundle it came from, is referenced but not emulated).
+JOBMATERIALBUNDLE_DEFAULTS: dict[str, Any] = {
+    "item_number": "",
+    "name": "",
+    "quantity": "1",  # a string in the spec, > 0
+    "sort_order": 0,  # an integer in the spec (its list example shows a string)
 }
 
 
@@ -470,6 +485,12 @@ OBJECTS: dict[str, ObjectSpec] = {
             CATEGORY_DEFAULTS,
         ),
         ObjectSpec("taxrate", frozenset({"read_tax_rates", "manage_tax_rates"}), TAXRATE_DEFAULTS),
+        # Read scope of /jobmaterialbundle.json is read_job_materials [spec: security].
+        ObjectSpec(
+            "jobmaterialbundle",
+            frozenset({"read_job_materials", "manage_job_materials"}),
+            JOBMATERIALBUNDLE_DEFAULTS,
+        ),
         ObjectSpec("vendor", frozenset({"vendor"}), VENDOR_DEFAULTS),
         ObjectSpec(
             "attachment",
@@ -479,8 +500,9 @@ OBJECTS: dict[str, ObjectSpec] = {
     )
 }
 # Other names of an object in the spec's paths: one attachment is read at
-# ``/dboattachment/{uuid}.json`` while the list is ``/attachment.json``.
-OBJECT_ALIASES = {"dboattachment": "attachment"}
+# ``/dboattachment/{uuid}.json`` while the list is ``/attachment.json``; one note at
+# ``/dbonote/{uuid}.json`` while the list is ``/note.json`` (there is no ``/note/{uuid}.json``).
+OBJECT_ALIASES = {"dboattachment": "attachment", "dbonote": "note"}
 
 
 class FilterError(ValueError):
@@ -692,6 +714,29 @@ class ServiceM8Api(ProviderApi):
                 Rule(f"{API_PREFIX}/<obj>/<uuid>.json", methods=["DELETE"], endpoint="sm8.delete"),
                 Endpoint(
                     p, "api", self.delete_record, f"{API_PREFIX}/{{obj}}/{{uuid}}.json", ("obj",)
+                ),
+            ),
+            # The Webhooks API, beside api_1.0 (servicem8_webhooks.py).
+            (
+                Rule(HOOKS_PREFIX, methods=["GET"], endpoint="sm8.hooks.list"),
+                Endpoint(p, "api", functools.partial(hooks.list_subscriptions, self), HOOKS_PREFIX),
+            ),
+            (
+                Rule(f"{HOOKS_PREFIX}/object", methods=["POST"], endpoint="sm8.hooks.object"),
+                Endpoint(
+                    p,
+                    "api",
+                    functools.partial(hooks.subscribe_object, self, objects=OBJECTS),
+                    f"{HOOKS_PREFIX}/object",
+                ),
+            ),
+            (
+                Rule(f"{HOOKS_PREFIX}/<uuid>", methods=["DELETE"], endpoint="sm8.hooks.delete"),
+                Endpoint(
+                    p,
+                    "api",
+                    functools.partial(hooks.delete_subscription, self),
+                    f"{HOOKS_PREFIX}/{{uuid}}",
                 ),
             ),
             (

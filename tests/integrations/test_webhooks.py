@@ -719,15 +719,34 @@ def test_servicem8_parses_one_notice_per_entry():
         ("Job", "jobs"),
         ("jobmaterial", "materials"),
         ("staff", "staff"),
-        ("jobactivity", ""),
-        ("attachment", ""),
-        ("note", ""),
+        ("jobactivity", "activities"),
+        ("attachment", "attachments"),
+        ("note", "notes"),
+        ("jobcontact", "job_contacts"),
+        ("material", "pricebook_items"),
+        ("vendor", ""),
+        ("materialbundle", ""),
     ],
 )
 def test_servicem8_objects_map_to_entities(object_name, entity):
     payload = {"object": object_name, "entry": [{"uuid": "u-1", "time": "t"}]}
     (notice,) = ServiceM8WebhookHandler().parse(make_request(sm8_body(payload)))
     assert (notice.event_type, notice.entity, notice.external_id) == (object_name, entity, "u-1")
+
+
+@pytest.mark.parametrize(
+    ("object_name", "entity", "kind"),
+    [
+        ("category", "job_categories", "job_category"),
+        ("taxrate", "tax_rates", "tax_rate"),
+        ("jobmaterialbundle", "material_bundles", "material_bundle"),
+    ],
+)
+def test_servicem8_reference_objects_name_the_stored_reference_id(object_name, entity, kind):
+    # ReferenceRecords are stored as "<kind>:<uuid>": a 404 re-fetch must find that row.
+    payload = {"object": object_name, "entry": [{"uuid": "u-1", "time": "t"}]}
+    (notice,) = ServiceM8WebhookHandler().parse(make_request(sm8_body(payload)))
+    assert (notice.entity, notice.external_id) == (entity, f"{kind}:u-1")
 
 
 def test_servicem8_event_subscription_body_is_kept_as_unknown():

@@ -80,7 +80,7 @@ def test_a_rotated_token_is_still_accepted(client, sm8_hooked):
 
 
 def test_unknown_events_are_stored_and_acknowledged(client, sm8_hooked):
-    body = json.dumps({"object": "jobactivity", "entry": [{"uuid": "a1", "time": "x"}]})
+    body = json.dumps({"object": "vendor", "entry": [{"uuid": "a1", "time": "x"}]})
     response = client.post(url(sm8_hooked), body, content_type="application/json")
     assert response.status_code == 200
     event = WebhookEvent.objects.get()

@@ -22,6 +22,7 @@ ServiceM8 quirks handled here (NOTES.md §1, Gotchas):
 from __future__ import annotations
 
 import mimetypes
+import re
 from datetime import UTC, datetime
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from zoneinfo import ZoneInfo
@@ -32,14 +33,20 @@ from integrations.base import (
     ExternalContact,
     ExternalJob,
     ExternalJobActivity,
+    ExternalJobContact,
     ExternalJobMaterial,
+    ExternalNote,
+    ExternalPricebookItem,
     ExternalQuote,
+    ExternalReference,
     ExternalStaff,
 )
 
 PROVIDER = "servicem8"
 EDIT_DATE_FORMAT = "%Y-%m-%d %H:%M:%S"
 DATE_FORMAT = "%Y-%m-%d"
+# EDIT_DATE_FORMAT or DATE_FORMAT with every field at its full width (ASCII digits only).
+_STAMP_RE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}(?: [0-9]{2}:[0-9]{2}:[0-9]{2})?")
 CENT = Decimal("0.01")
 SUMMARY_MAX = 255
 
@@ -71,6 +78,14 @@ def parse_local_datetime(value: str | None, tz: ZoneInfo) -> datetime | None:
     A local time repeated when DST ends reads as its first occurrence (fold=0)."""
     if not value or value.startswith("0000-00-00"):
         return None
+    if _STAMP_RE.fullmatch(value):
+        # The shapes ServiceM8 sends: `fromisoformat` reads them ~15 times faster than
+        # `strptime` (a sync parses several stamps a record). Anything else, or an impossible
+        # date, goes through `strptime`, which accepts or refuses it as it always did.
+        try:
+            return datetime.fromisoformat(value).replace(tzinfo=tz).astimezone(UTC)
+        except ValueError:
+            pass
     fmt = EDIT_DATE_FORMAT if len(value) > len("YYYY-MM-DD") else DATE_FORMAT
     return datetime.strptime(value, fmt).replace(tzinfo=tz).astimezone(UTC)
 
@@ -326,4 +341,141 @@ def jobactivity_to_activity(raw: dict, *, tz: ZoneInfo) -> ExternalJobActivity |
         starts_at=starts_at,
         ends_at=ends_at,
         status="Scheduled",
+    )
+
+
+# --- job contacts, notes, references and the pricebook ---------------------------------------
+#
+# - `jobcontact`: a person named on one job [spec: JobContact]; `type` is "JOB" (or "Job
+#   Contact"), "BILLING" (or "Billing Contact") or "Property Manager" and becomes the role as is.
+# - `note`: a diary note on any object [spec: Note]; `related_object` names the object
+#   ("job" for a job diary note, NOTES.md §1 "Quotes"; "company" for a client's), and
+#   `create_date` is account-local like `edit_date`. Notes on other objects are skipped.
+# - `category` (job categories, `name`, `colour`), `taxrate` (`name`, `amount`: the percentage
+#   as a string, "10" for 10 %) and `jobmaterialbundle` (a bundle line on a job's quote or
+#   invoice: `item_number`, `name`, `quantity`, `sort_order`, `job_uuid`) are lookup objects:
+#   ReferenceRecords whose external id is "<kind>:<uuid>" [spec: Category, TaxRate,
+#   JobMaterialBundle]. A bundle has no price of its own (its job materials, which name it in
+#   `job_material_bundle_uuid`, carry the amounts), so it is not a line item.
+# - `material`: the pricebook [spec: Material]; `price` and `cost` are strings that include tax
+#   when `price_includes_taxes` is 1 (kept in raw), `tax_rate_uuid` names its tax rate. There is
+#   no unit and no material category object (NOTES.md §1 "Pricebook").
+
+# Reference kinds per ServiceM8 object (ReferenceRecord.kind).
+REFERENCE_KINDS = {
+    "category": "job_category",
+    "taxrate": "tax_rate",
+    "jobmaterialbundle": "material_bundle",
+}
+
+
+def reference_id(kind: str, uuid: str) -> str:
+    """A ReferenceRecord's external id: "<kind>:<uuid>" (portal.models.ReferenceRecord)."""
+    return f"{kind}:{uuid}"
+
+
+def jobcontact_to_job_contact(raw: dict, *, tz: ZoneInfo) -> ExternalJobContact:
+    """A `jobcontact`: a person on one job (site contact, billing contact, property manager).
+    `is_primary_contact` is DEPRECATED [spec] and only kept in raw."""
+    job_uuid = _ref(raw, "job_uuid")
+    if job_uuid is None:
+        raise ValueError("servicem8: a job contact without job_uuid")
+    return ExternalJobContact(
+        **_base(raw, tz),
+        job_external_id=job_uuid,
+        role=_text(raw, "type"),
+        first_name=_text(raw, "first"),
+        last_name=_text(raw, "last"),
+        email=_text(raw, "email"),
+        phone=_text(raw, "phone"),
+        mobile=_text(raw, "mobile"),
+    )
+
+
+def note_to_note(raw: dict, *, tz: ZoneInfo) -> ExternalNote | None:
+    """A `note` on a job or a client (`related_object` "job" / "company"); None for a note on
+    another object, skipped rather than an error. The author is the staff member who last
+    edited it (`edit_by_staff_uuid`: ServiceM8 records no other author), `noted_at` its
+    `create_date` (account-local)."""
+    related = _text(raw, "related_object").lower()
+    if related not in ("job", "company"):
+        return None
+    owner = _ref(raw, "related_object_uuid")
+    if owner is None:
+        raise ValueError(f"servicem8: a {related} note without related_object_uuid")
+    return ExternalNote(
+        **_base(raw, tz),
+        job_external_id=owner if related == "job" else None,
+        client_external_id=owner if related == "company" else None,
+        body=_text(raw, "note"),
+        author=_text(raw, "edit_by_staff_uuid"),
+        noted_at=parse_local_datetime(raw.get("create_date"), tz),
+    )
+
+
+def _reference(raw: dict, tz: ZoneInfo, kind: str, **fields: str) -> ExternalReference:
+    base = _base(raw, tz)
+    return ExternalReference(
+        **{**base, "external_id": reference_id(kind, raw["uuid"])},
+        kind=kind,
+        is_active=not base["deleted"],
+        **fields,
+    )
+
+
+def category_to_reference(raw: dict, *, tz: ZoneInfo) -> ExternalReference:
+    """A job `category`; its `colour` (hex, for the dispatch board) stays in raw."""
+    return _reference(raw, tz, REFERENCE_KINDS["category"], name=_text(raw, "name"))
+
+
+def taxrate_to_reference(raw: dict, *, tz: ZoneInfo) -> ExternalReference:
+    """A `taxrate`: `code` is its rate in percent as ServiceM8 sends it ("10"), checked to be
+    a number; `is_default_tax_rate` stays in raw."""
+    amount = _text(raw, "amount")
+    as_decimal(amount)  # a rate that is not a number is an error, not a silent ""
+    return _reference(raw, tz, REFERENCE_KINDS["taxrate"], name=_text(raw, "name"), code=amount)
+
+
+def jobmaterialbundle_to_reference(raw: dict, *, tz: ZoneInfo) -> ExternalReference:
+    """A `jobmaterialbundle`: `code` is its `item_number`, `parent_external_id` its job's
+    uuid; `quantity`, `sort_order` and `material_bundle_uuid` stay in raw."""
+    job_uuid = _ref(raw, "job_uuid")
+    if job_uuid is None:
+        raise ValueError("servicem8: a job material bundle without job_uuid")
+    return _reference(
+        raw,
+        tz,
+        REFERENCE_KINDS["jobmaterialbundle"],
+        name=_text(raw, "name"),
+        code=_text(raw, "item_number"),
+        parent_external_id=job_uuid,
+    )
+
+
+def material_to_pricebook_item(
+    raw: dict, *, tz: ZoneInfo, tax_rates: dict[str, Decimal] | None = None
+) -> ExternalPricebookItem:
+    """A `material` (kind "material"): `item_number` is the code, `price`/`cost` the unit price
+    and cost (Decimal, to the cent as stored). `is_taxable` says whether its tax rate
+    (`tax_rate_uuid`) charges anything: with `tax_rates` ({uuid: percent}) a 0 % rate ("GST
+    Free") is not taxable; a rate not in `tax_rates`, or none given, counts as taxable when set."""
+    tax_uuid = _ref(raw, "tax_rate_uuid")
+    if tax_uuid is None:
+        taxable = False
+    elif tax_rates is not None and tax_uuid in tax_rates:
+        taxable = tax_rates[tax_uuid] != 0
+    else:
+        taxable = True
+    cost = _text(raw, "cost")
+    base = _base(raw, tz)
+    return ExternalPricebookItem(
+        **base,
+        kind="material",
+        code=_text(raw, "item_number"),
+        name=_text(raw, "name") or "(no name)",
+        description=_text(raw, "item_description"),
+        unit_price=as_decimal(raw.get("price")).quantize(CENT, rounding=ROUND_HALF_UP),
+        cost=as_decimal(cost).quantize(CENT, rounding=ROUND_HALF_UP) if cost else None,
+        is_taxable=taxable,
+        is_active=not base["deleted"],
     )

@@ -28,7 +28,10 @@
 - Error semantics: a missing or wrong path token -> WebhookVerificationError, 400 (also for a
   challenge); a valid challenge -> WebhookChallenge, 200 with the challenge; a body that is
   neither of the shapes above -> WebhookPayloadError, 400; an object we do not sync
-  (jobactivity, attachment, note…) -> a notice with entity "", stored and acknowledged 200.
+  (vendor, materialbundle…) -> a notice with entity "", stored and acknowledged 200.
+- Entities: every object the provider reads maps to its entity (ENTITY_BY_OBJECT), so the
+  notice re-fetches that one record; for the ReferenceRecord objects (category, taxrate,
+  jobmaterialbundle) the notice's external id is "<kind>:<uuid>", as stored.
   ServiceM8 wants a 2xx within 10 s and deactivates subscriptions that keep failing.
 """
 
@@ -38,6 +41,7 @@ from collections.abc import Sequence
 from typing import Any, ClassVar
 from urllib.parse import parse_qs
 
+from integrations.providers.servicem8 import mapping
 from integrations.webhooks import (
     WebhookChallenge,
     WebhookHandler,
@@ -52,15 +56,29 @@ from integrations.webhooks import (
     stable_id,
 )
 
-# ServiceM8 object -> our entity; any other object (jobactivity, attachment, note, material,
-# jobcontact…) is stored with entity "". A quote is a job with status "Quote", so "jobs".
+# ServiceM8 object -> our entity (ServiceM8Provider.objects); any other object (vendor,
+# materialbundle, asset…) is stored with entity "". A quote is a job with status "Quote", so
+# "jobs"; a note is also named "dbonote" and an attachment "dboattachment" in the spec's paths.
 ENTITY_BY_OBJECT = {
     "company": "clients",
     "companycontact": "contacts",
-    "job": "jobs",
-    "jobmaterial": "materials",
     "staff": "staff",
+    "taxrate": "tax_rates",
+    "category": "job_categories",
+    "material": "pricebook_items",
+    "job": "jobs",
+    "jobcontact": "job_contacts",
+    "jobactivity": "activities",
+    "jobmaterialbundle": "material_bundles",
+    "jobmaterial": "materials",
+    "attachment": "attachments",
+    "dboattachment": "attachments",
+    "note": "notes",
+    "dbonote": "notes",
 }
+# Objects synced as ReferenceRecords, whose external id is "<kind>:<uuid>": a notice names the
+# record that way, so a re-fetch that finds it gone (404) marks the right row deleted.
+REFERENCE_KIND_BY_OBJECT = mapping.REFERENCE_KINDS
 # Where an event-subscription body might name its event (see the module docstring).
 EVENT_NAME_KEYS = ("type", "event", "eventName")
 
@@ -124,6 +142,7 @@ class ServiceM8WebhookHandler(WebhookHandler):
         if not isinstance(object_name, str) or not object_name or not isinstance(entries, list):
             raise WebhookPayloadError("ServiceM8 change notice needs `object` and an `entry` list")
         entity = ENTITY_BY_OBJECT.get(object_name.lower(), "")
+        kind = REFERENCE_KIND_BY_OBJECT.get(object_name.lower())
         notices = []
         for position, entry in enumerate(entries):
             if not isinstance(entry, dict) or not id_str(entry.get("uuid")):
@@ -138,7 +157,7 @@ class ServiceM8WebhookHandler(WebhookHandler):
                     event_id=stable_id("servicem8", object_name, uuid, time),
                     event_type=object_name,
                     entity=entity,
-                    external_id=uuid,
+                    external_id=mapping.reference_id(kind, uuid) if kind else uuid,
                     occurred_at=iso_to_datetime(time),
                     raw={
                         "object": object_name,
