@@ -5,12 +5,16 @@ system's record of what happened."""
 
 from __future__ import annotations
 
+import json
+
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
+from django.utils.html import format_html
 
 from portal.admin import ADMIN, CompanyScopedAdminMixin, request_ip, team_roles
 from sync import models
+from sync.display import field_errors_html, field_errors_text
 from sync.retries import outbox_events_retry, sync_errors_retry
 
 
@@ -155,6 +159,7 @@ class OutboxEventAdmin(ReadOnlyScopedAdmin):
         "status",
         "attempts",
         "last_error",
+        "field_errors_summary",
         "next_attempt_at",
     ]
     list_filter = [DeadLetterFilter, "status", "action", "integration"]
@@ -162,6 +167,32 @@ class OutboxEventAdmin(ReadOnlyScopedAdmin):
     search_fields = ["aggregate_id", "idempotency_key", "last_error"]
     date_hierarchy = "created_at"
     actions = ["retry_selected"]
+    # The provider's refusal by field next to the error; the payload without file contents
+    # (a pricebook image travels base64 in it: never rendered).
+    exclude = ["payload", "field_errors"]
+    readonly_fields = ["payload_display", "field_errors_display"]
+
+    def get_queryset(self, request):
+        """The payload is deferred: it may hold an image (up to 2 MB) and lists never show it."""
+        return super().get_queryset(request).defer("payload")
+
+    @admin.display(description="Field errors")
+    def field_errors_summary(self, obj) -> str:
+        return field_errors_text(obj.field_errors)[:300]
+
+    @admin.display(description="Field errors")
+    def field_errors_display(self, obj) -> str:
+        return field_errors_html(obj.field_errors) or "-"
+
+    @admin.display(description="Payload")
+    def payload_display(self, obj) -> str:
+        payload = {
+            key: f"({len(value)} base64 characters, not shown)"
+            if key.endswith("_base64") and isinstance(value, str)
+            else value
+            for key, value in (obj.payload or {}).items()
+        }
+        return format_html("<pre>{}</pre>", json.dumps(payload, indent=2, default=str))
 
     @admin.action(description="Retry selected", permissions=["retry"])
     def retry_selected(self, request: HttpRequest, queryset: QuerySet) -> None:

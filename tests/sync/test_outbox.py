@@ -44,7 +44,8 @@ def notes_for(sandbox, uuid: str) -> list[str]:
         headers={"X-Api-Key": "sm8-sandbox-api-key"},
         timeout=10,
     ).json()
-    return [n["note"] for n in notes]
+    # Only our own notes (they carry the event's marker): the sandbox seeds diary notes too.
+    return [n["note"] for n in notes if "[fieldbridge:" in n["note"]]
 
 
 def enqueue(integration, quote, decision="approve", key=None) -> OutboxEvent:

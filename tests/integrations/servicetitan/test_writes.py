@@ -299,7 +299,8 @@ def writes_sent(fake: FakeTitan) -> list[str]:
 def test_servicetitan_declares_the_quote_decision_action():
     cls = registry.get("servicetitan")
     assert Capability.WRITE_QUOTE_DECISION in cls.capabilities
-    assert cls.actions == {"quote.decide": "quote_decide"}
+    # Other actions (pricebook, jobs) are declared beside it and tested in their own modules.
+    assert cls.actions["quote.decide"] == "quote_decide"
 
 
 # --- whole approval, rejection ---------------------------------------------------------------
