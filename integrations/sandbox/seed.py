@@ -23,13 +23,17 @@ ServiceTitan, a US HVAC/plumbing business (``seed_servicetitan.py``); per client
 - ``customers`` (N): ~75 % Residential, ~25 % Commercial, increasing int64 ids with gaps,
   ``createdOn`` increasing with the id, custom fields, balances, do-not-mail flags,
   ``mergedToId`` (an earlier customer) on half of the deactivated ones;
-- ``locations`` (1 per customer), ``contacts`` (1–2: phone, e-mail);
+- ``locations`` (1 per customer), ``contacts`` (1–2: phone, e-mail), ``location-contacts``
+  (site phone/e-mail on most commercial locations), ``projects`` (~1 in 7 customers);
 - ``jobs`` (0–4, ~2 per customer) with one ``appointments`` record each;
 - ``estimates`` (~1 per 2 customers, on one of the customer's jobs; Open/Sold/Dismissed)
   with 2–6 ``items`` (pricebook SKUs, ``total`` = ``qty`` × ``unitRate``);
 - fixed: ``technicians`` (18), ``employees`` (6), ``business-units`` (5), ``job-types``
   (10), pricebook ``categories`` (21, a two-level tree), ``services`` (34), ``materials``
-  (51), ``equipment`` (18).
+  (51), ``equipment`` (18); ``job-cancel-reasons`` (6), ``job-hold-reasons`` (5),
+  ``tag-types`` (8), dispatch ``zones`` (5), ``teams`` (5; SPEC GAP: documented, not in
+  the 2022 spec) and ``technician-shifts`` (the active
+  technicians' weekday and on-call shifts from a week ago to a week ahead).
 
 Modified times spread over the past year, denser towards now (most edits are recent), and never
 precede the record's own history (a job's quote, completion and invoice dates all fall before

@@ -8,6 +8,9 @@ Fixed catalogues: ``business-units`` (5), ``job-types`` (10), ``technicians`` (1
 by one or two technicians: ``appointment-assignments``, none on a cancelled appointment) and
 ``estimates`` with line items (``items[]``, SKUs from the pricebook) on one of the customer's
 jobs. Assignments draw from their own generator, so adding them changed no other record.
+Likewise (issue #5) the references (job cancel and hold reasons, tag types, dispatch zones,
+technician shifts: ``_references``) and the per-customer ``location-contacts`` and ``projects``
+(``_Maker._location_contacts``, ``_project``) have their own generators and id ranges.
 
 Ids are int64, increasing in creation order, with gaps, and each resource has its own disjoint
 range so that mixing up e.g. a customer id and a location id finds nothing. Consistency: every
@@ -30,6 +33,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from integrations.sandbox import accounts
+from integrations.sandbox import seed_servicetitan_ledger as ledger
 from integrations.sandbox.seed_base import (
     DAY_US,
     FIRST_NAMES,
@@ -55,10 +59,15 @@ from integrations.sandbox.servicetitan_resources import (
     employee_defaults,
     equipment_defaults,
     job_defaults,
+    location_contact_defaults,
     location_defaults,
     material_defaults,
+    project_defaults,
     service_defaults,
+    team_defaults,
     technician_defaults,
+    technician_shift_defaults,
+    zone_defaults,
 )
 from integrations.sandbox.store import Row, dumps, iso_utc
 
@@ -79,6 +88,17 @@ OBJECTS = (
     "services",
     "materials",
     "equipment",
+    # Issue #5 references (``_references``) and per-customer extras (``_Maker._extras``).
+    "location-contacts",
+    "projects",
+    "job-cancel-reasons",
+    "job-hold-reasons",
+    "tag-types",
+    "zones",
+    "teams",  # SPEC GAP: documented dispatch teams, not in the 2022 spec
+    "technician-shifts",
+    # Issue #5 accounting, discounts and fees, inventory (``seed_servicetitan_ledger``).
+    *ledger.OBJECTS,
 )
 _US_STREETS = (
     "Maple Oak Pine Cedar Elm Washington Lake Hill Sunset Park Main Church Highland Meadow "
@@ -201,6 +221,65 @@ _ASSIGNMENT_STATUS = {
     "InProgress": "Working",
 }
 _ASSIGNMENT_FIRST_ID = 600_000_000
+# Issue #5 per-customer extras: their own id ranges.
+_LOCATION_CONTACT_FIRST_ID = 170_000_000
+_PROJECT_FIRST_ID = 180_000_000
+_SITE_MEMOS = ('"Front desk"', '"Site manager"', '"Facilities"', "null")
+_PROJECT_STATUSES = ("Open", "In Progress", "In Progress", "Completed", "Completed", "Canceled")
+_PROJECT_NAMES_HOME = (
+    "Whole-home HVAC replacement",
+    "Repipe - PEX",
+    "Ductwork replacement",
+    "Water heater + softener install",
+)
+_PROJECT_NAMES_COMMERCIAL = (
+    "Rooftop unit replacement",
+    "Tenant improvement - HVAC",
+    "Restroom plumbing remodel",
+    "Preventive maintenance program rollout",
+)
+# (name, active): the last of each list was retired.
+_CANCEL_REASONS = (
+    ("Customer canceled", True),
+    ("Scheduling conflict", True),
+    ("Price too high", True),
+    ("Went with another company", True),
+    ("Duplicate job", True),
+    ("Weather", False),
+)
+_HOLD_REASONS = (
+    ("Waiting on parts", True),
+    ("Waiting on customer approval", True),
+    ("Waiting on permit", True),
+    ("Financing pending", True),
+    ("Weather delay", False),
+)
+_TAG_TYPES = (
+    ("Member", True),
+    ("VIP", True),
+    ("Warranty", True),
+    ("Do Not Service", True),
+    ("Commercial Account", True),
+    ("New Customer", True),
+    ("Follow Up", True),
+    ("Legacy Import", False),
+)
+# (name, cities, business units, active)
+_ZONES = (
+    ("Phoenix Metro", ("Phoenix", "Mesa", "Scottsdale"), (1001, 1002, 1003), True),
+    ("Dallas-Fort Worth", ("Dallas", "Plano"), (1001, 1003, 1004), True),
+    ("Central Texas", ("Austin", "Houston"), (1001, 1003), True),
+    ("Southeast", ("Atlanta", "Orlando", "Tampa", "Charlotte", "Nashville"), (1001,), True),
+    ("West (retired)", ("Las Vegas", "Sacramento", "San Diego", "Denver"), (1001,), False),
+)
+# SPEC GAP: dispatch teams (documented Dispatch.V2.TeamResponse). (name, active)
+_TEAMS = (
+    ("HVAC Service", True),
+    ("Plumbing", True),
+    ("Installs", True),
+    ("Commercial", True),
+    ("Night Crew (disbanded)", False),
+)
 _DISPATCHER_ID = 5017  # the Dispatch employee
 _APPOINTMENT_STATUS = {
     "Completed": "Done",
@@ -733,6 +812,7 @@ def servicetitan_customers(rng: random.Random, count: int, now_us: int) -> Itera
 
 _encode_str = json.JSONEncoder(ensure_ascii=False).encode
 _PHONE_MEMOS = ("null", '"Cell"', '"Home"', '"Office"')
+_NO_PHONE = '{"phoneNumber":"","doNotText":false}'
 _INSTRUCTIONS = ("null", "null", "null", '"Call 30 min ahead."', '"Dog in yard."')
 
 
@@ -748,6 +828,10 @@ _LOCATION = _template(
 _CONTACT = _template(
     contact_defaults(),
     {"phoneSettings": RAW, "type": STR, "value": STR, "memo": RAW, "customerId": INT},
+)
+_LOCATION_CONTACT = _template(
+    location_contact_defaults(),
+    {"type": STR, "value": STR, "memo": RAW, "phoneSettings": RAW, "locationId": INT},
 )
 _APPOINTMENT = _template(
     appointment_defaults(),
@@ -788,6 +872,7 @@ _JOB = _template(
     {name: _JOB_KINDS.get(name, INT) for name in _JOB_FIELDS},
 )
 _SOLD_BY = _JOB_FIELDS.index("soldById")
+_STATUS, _COMPLETED = _JOB_FIELDS.index("jobStatus"), _JOB_FIELDS.index("completedOn")
 if [k for k in job_defaults() if k in _JOB_FIELDS] != _JOB_FIELDS:
     raise RuntimeError("_JOB_FIELDS must follow the order of job_defaults()")
 
@@ -847,7 +932,15 @@ class _Maker:
         self.assignments = sink.buffer("appointment-assignments")
         self.estimates = sink.buffer("estimates")
         self.job_types = [jt for jt in _JOB_TYPES if jt[0] != _ESTIMATE_JOB_TYPE]
+        # Issue #5 extras draw from their own dice and id ranges: no other record changes.
+        self.xd = dice("location-contacts+projects")
+        self.location_contact_ids = _Ids(self.xd, _LOCATION_CONTACT_FIRST_ID)
+        self.project_ids = _Ids(self.xd, _PROJECT_FIRST_ID)
+        self.location_contacts = sink.buffer("location-contacts")
+        self.projects = sink.buffer("projects")
         self.estimate_job_type = next(jt for jt in _JOB_TYPES if jt[0] == _ESTIMATE_JOB_TYPE)
+        # Invoices and payments (issue #5): their own dice and id ranges too.
+        self.ledger = ledger.Ledger(seed, now_us, sink, cat.skus, dict(_BUSINESS_UNITS))
 
     def make(self, customer_id: int, customer: dict[str, Any], created_us: int) -> None:
         ld = self.ld
@@ -867,8 +960,16 @@ class _Maker:
         self.locations.append((location_id, modified, not ld.chance(SOFT_DELETED_SHARE), data))
         if self.mix.contacts_per_client:
             self._contacts(customer_id, customer, created_us)
+            self._location_contacts(location_id, customer, created_us)
         if self.mix.jobs_per_client:
-            self._jobs(customer_id, location_id, created_us)
+            self._project(customer_id, location_id, customer, created_us)
+        if self.mix.jobs_per_client:
+            jobs = self._jobs(customer_id, location_id, created_us)
+            self.ledger.invoice_jobs(
+                customer_id,
+                customer,
+                [(j.id, j.values[_STATUS], j.values[_COMPLETED], j.type) for j in jobs],
+            )
 
     def _contacts(self, customer_id: int, customer: dict[str, Any], created_us: int) -> None:
         cd, ids = self.cd, self.ids["contacts"]
@@ -889,13 +990,71 @@ class _Maker:
                 else:
                     slug = "".join(c for c in customer["name"].lower() if c.isalnum())[:20]
                     value = f"office@{slug}.com"
-                settings = memo = "null"
+                # PhoneSettings is required (not nullable) on every method [spec]: empty here.
+                settings, memo = _NO_PHONE, "null"
             data = _CONTACT % (settings, kind, value, memo, customer_id)
             # Contacts have no ``active`` in the spec: they are deleted, not deactivated.
             modified = cd.modified_us(self.now_us, created_us)
             self.contacts.append((ids.next(), modified, True, data))
 
-    def _jobs(self, customer_id: int, location_id: int, created_us: int) -> None:
+    def _location_contacts(
+        self, location_id: int, customer: dict[str, Any], created_us: int
+    ) -> None:
+        """A site contact on most commercial locations (front desk, facilities e-mail) and a
+        few homes (a tenant's number): Crm.V2.LocationsContactResponse, no ``active``."""
+        xd = self.xd
+        commercial = customer["type"] != "Residential"
+        if not xd.chance(0.6 if commercial else 0.05):
+            return
+        area = _AREA_CODES[customer["address"]["city"]]
+        methods = [("Phone", xd.pick(_SITE_MEMOS) if commercial else '"Tenant"')]
+        if commercial and xd.chance(0.4):
+            methods.append(("Email", '"Facilities"'))
+        for kind, memo in methods:
+            if kind == "Email":
+                slug = "".join(c for c in customer["name"].lower() if c.isalnum())[:20]
+                value, settings = f"facilities@{slug}.com", _NO_PHONE
+            else:
+                value = f"{area}{xd.int(200, 999)}{xd.int(1000, 9999)}"
+                settings = (
+                    f'{{"phoneNumber":"{value}","doNotText":{"true" if commercial else "false"}}}'
+                )
+            data = _LOCATION_CONTACT % (kind, value, memo, settings, location_id)
+            modified = xd.modified_us(self.now_us, created_us)
+            self.location_contacts.append((self.location_contact_ids.next(), modified, True, data))
+
+    def _project(
+        self, customer_id: int, location_id: int, customer: dict[str, Any], created_us: int
+    ) -> None:
+        """A multi-visit project for some customers (replacements, remodels, tenant
+        improvements): Crm.V2.ProjectResponse, no ``active``."""
+        xd, now = self.xd, self.now_us
+        commercial = customer["type"] != "Residential"
+        if not xd.chance(0.3 if commercial else 0.1):
+            return
+        project_id = self.project_ids.next()
+        start = max(created_us, now - YEAR_US) + int(xd.random() * 200 * DAY_US)
+        target = start + xd.int(14, 90) * DAY_US
+        status = xd.pick(_PROJECT_STATUSES) if start < now else "Open"
+        completed = None
+        if status == "Completed":
+            completed = min(start + xd.int(7, 100) * DAY_US, now - DAY_US)
+        data = project_defaults()
+        data.update(
+            number=str(project_id),
+            name=xd.pick(_PROJECT_NAMES_COMMERCIAL if commercial else _PROJECT_NAMES_HOME),
+            summary=f"Project for {customer['name']}.",
+            status=status,
+            customerId=customer_id,
+            locationId=location_id,
+            startDate=iso_utc(start),
+            targetCompletionDate=iso_utc(target),
+            actualCompletionDate=iso_utc(completed) if completed else None,
+        )
+        modified = max(xd.modified_us(now, created_us), completed or 0)
+        self.projects.append((project_id, min(modified, now), True, dumps(data)))
+
+    def _jobs(self, customer_id: int, location_id: int, created_us: int) -> list[_Job]:
         jd = self.jd
         count = jd.spread(self.mix.jobs_per_client)
         estimates = jd.near(self.mix.estimates_per_client) if self.mix.estimates_per_client else 0
@@ -907,6 +1066,7 @@ class _Maker:
             self._estimate(jd.pick(jobs))
         for job in jobs:
             self.jobs.append((job.id, job.modified, True, _JOB % tuple(job.values)))
+        return jobs
 
     def _job(
         self, customer_id: int, location_id: int, customer_created: int, job_type: tuple
@@ -1060,11 +1220,87 @@ class _Maker:
         )
 
 
+def _references(d: Dice, now_us: int, cat: _Catalogue) -> dict[str, list[Row]]:
+    """Issue #5's fixed references: job cancel and hold reasons and tag types (``{id, name,
+    active}``, no modifiedOn), dispatch zones and the technicians' shifts around now."""
+    rows: dict[str, list[Row]] = {}
+    founded = now_us - 5 * YEAR_US
+    for obj, first_id, names in (
+        ("job-cancel-reasons", 9101, _CANCEL_REASONS),
+        ("job-hold-reasons", 9201, _HOLD_REASONS),
+        ("tag-types", 9301, _TAG_TYPES),
+    ):
+        rows[obj] = [
+            (first_id + n, d.modified_us(now_us, founded), active, dumps({"name": name}))
+            for n, (name, active) in enumerate(names)
+        ]
+    rows["zones"] = []
+    for n, (name, cities, units, active) in enumerate(_ZONES):
+        places = [c for c in _US_CITIES if c[0] in cities]
+        data = zone_defaults()
+        data.update(
+            name=name,
+            zips=sorted({f"{c[2]}{k:02d}" for c in places for k in range(0, 100, 25)}),
+            cities=list(cities),
+            territoryNumbers=[f"T{n + 1:02d}"],
+            createdBy=_EMPLOYEES[0][0],
+            createdOn=iso_utc(founded + int(d.random() * YEAR_US)),
+            serviceDaysEnabled=n == 0,
+            serviceDays=["Monday", "Wednesday", "Friday"] if n == 0 else [],
+            businessUnits=list(units),
+        )
+        rows["zones"].append((9401 + n, d.modified_us(now_us, founded), active, dumps(data)))
+    rows["technician-shifts"] = []
+    shift_id = 9_500_000
+    today = now_us // DAY_US * DAY_US
+    for tech_id in cat.techs:
+        for day in range(-7, 8):
+            start_day = today + day * DAY_US
+            weekday = (start_day // DAY_US + 3) % 7  # 1970-01-01 was a Thursday: 0 = Monday
+            if weekday < 5:
+                kind, title, note = "Normal", "Day shift", None
+                if d.chance(0.04):
+                    kind, title, note = "TimeOff", "PTO", d.pick(("Vacation", "Doctor", None))
+                start, end = start_day + 15 * HOUR_US, start_day + 23 * HOUR_US
+            elif weekday == 5 and d.chance(0.3):
+                kind, title, note = "OnCall", "Weekend on-call", "Emergency calls only."
+                start, end = start_day + 14 * HOUR_US, start_day + 26 * HOUR_US
+            else:
+                continue
+            shift_id += 1 + int(d.random() * 2)
+            data = technician_shift_defaults()
+            data.update(
+                shiftType=kind,
+                title=title,
+                note=note,
+                technicianId=tech_id,
+                start=iso_utc(start),
+                end=iso_utc(end),
+            )
+            modified = min(now_us, start - int(d.random() * 14 * DAY_US))
+            active = not d.chance(SOFT_DELETED_SHARE)
+            rows["technician-shifts"].append((shift_id, modified, active, dumps(data)))
+    # SPEC GAP: dispatch teams, drawn last so the other references keep their values.
+    rows["teams"] = []
+    for n, (name, active) in enumerate(_TEAMS):
+        data = team_defaults()
+        created = founded + int(d.random() * YEAR_US)
+        data.update(name=name, createdBy=_DISPATCHER_ID, createdOn=iso_utc(created))
+        modified = max(created, d.modified_us(now_us, founded))
+        rows["teams"].append((9451 + n, modified, active, dumps(data)))
+    return rows
+
+
 def seed_servicetitan(sink: RowSink, *, records: int, seed: int, now_us: int, mix: Mix) -> None:
     """Write the catalogues, ``records`` customers and their children into ``sink``."""
     cat = _catalogue(Dice(random.Random(f"{seed}:servicetitan:catalogue")), now_us)  # noqa: S311
     for obj, rows in cat.rows.items():
         sink.buffer(obj).extend(rows)
+    references = Dice(random.Random(f"{seed}:servicetitan:references"))  # noqa: S311
+    for obj, rows in _references(references, now_us, cat).items():
+        sink.buffer(obj).extend(rows)
+    inventory = Dice(random.Random(f"{seed}:servicetitan:inventory"))  # noqa: S311
+    ledger.seed_catalogue(sink, inventory, now_us, cat.skus)
     maker = _Maker(cat, now_us, mix, seed, sink)
     customers = sink.buffer("customers")
     rng = random.Random(f"{seed}:servicetitan:customers")  # noqa: S311 - test data

@@ -11,16 +11,28 @@ https://auth.servicetitan.io):
 - ``POST /servicetitan-auth/connect/token``  ``grant_type=client_credentials`` only
 - ``GET /servicetitan/{module}/v2/tenant/{tenant}/{resource}``  page/pageSize listing
 - ``GET /servicetitan/{module}/v2/tenant/{tenant}/{resource}/{id}``  one record
+- pricebook writes (``servicetitan_pricebook.py``): ``PATCH …/pricebook/v2/tenant/{t}/
+  {materials|services|equipment}/{id}``, ``POST|GET …/pricebook/v2/tenant/{t}/images``
 - writes (``servicetitan_writes.py``): ``PUT …/sales/v2/tenant/{t}/estimates/{id}/sell`` and
   ``…/dismiss``, ``DELETE …/estimates/{id}/items/{itemId}``, ``GET|POST …/jpm/v2/tenant/{t}/
-  jobs/{id}/notes``
+  jobs/{id}/notes``; ``POST …/crm/v2/tenant/{t}/customers`` and ``…/locations``, ``POST
+  …/jpm/v2/tenant/{t}/jobs``, ``PUT …/jobs/{id}/hold|complete|cancel|remove-cancellation``;
+  the customers'/locations' name, address and phone searches and the jobs'
+  ``externalDataApplicationGuid`` (``ServiceTitanJobWrites.search_list``)
 
 Emulated resources are listed in ``servicetitan_resources.RESOURCES``: ``crm`` customers and
 locations, ``jpm`` jobs, appointments and job-types, ``sales`` estimates, ``settings``
 technicians, employees and business-units, ``pricebook`` categories, services, materials and
-equipment, ``dispatch`` appointment-assignments (list only, filtered by ``appointmentIds``).
-Each ``ResourceSpec`` names the store object, the spec's response schema and list parameters,
-and which column fields (``active``, ``modifiedOn``) the schema has; every resource lists
+equipment, ``dispatch`` appointment-assignments (list only, filtered by ``appointmentIds``),
+and (issue #5) ``crm`` bulk ``customers/contacts`` and ``locations/contacts`` (list only; a
+modified filter is required), ``jpm`` projects, job-cancel-reasons and job-hold-reasons,
+``settings`` tag-types, ``dispatch`` zones, teams (SPEC GAP: documented, not in the 2022
+spec; ``DISPATCH_GAP_SCHEMAS``) and technician-shifts, ``pricebook``
+discounts-and-fees, ``accounting`` invoices and payments (list only: the spec has no GET by
+id) and ``inventory`` vendors, warehouses, purchase-orders and adjustments (SPEC GAP: no spec
+file; documented paths and fields, ``INVENTORY_SCHEMAS``). Each ``ResourceSpec``
+names the store object, the spec's response schema and list parameters, and which column
+fields (``active``, ``modifiedOn``) the schema has; every resource lists
 through the same page/pageSize/includeTotal/active/ids/sort/date-filter code.
 Ids are int64 and stored as SQLite integers.
 
@@ -61,12 +73,13 @@ from integrations.sandbox.app import (
     oauth_client_credentials,
     splice_json_raw,
 )
+from integrations.sandbox.servicetitan_pricebook import ServiceTitanPricebookWrites
 from integrations.sandbox.servicetitan_resources import (
     RESOURCES,
     RESOURCES_BY_OBJECT,
     ResourceSpec,
 )
-from integrations.sandbox.servicetitan_writes import ServiceTitanWrites
+from integrations.sandbox.servicetitan_writes import ServiceTitanJobWrites, ServiceTitanWrites
 from integrations.sandbox.store import Collection, Condition, Record, RecordId, iso_utc, to_us
 
 PROVIDER = "servicetitan"
@@ -135,7 +148,9 @@ class TenantPrincipal:
     client_id: str
 
 
-class ServiceTitanApi(ServiceTitanWrites, ProviderApi):
+class ServiceTitanApi(
+    ServiceTitanPricebookWrites, ServiceTitanJobWrites, ServiceTitanWrites, ProviderApi
+):
     """The ServiceTitan emulator. See the module docstring."""
 
     provider = PROVIDER
@@ -163,8 +178,29 @@ class ServiceTitanApi(ServiceTitanWrites, ProviderApi):
                 Rule(TOKEN_PATH, methods=["POST"], endpoint="st.token"),
                 Endpoint(p, "token", self.token, TOKEN_PATH),
             ),
+            *self.bulk_contact_endpoints(),
             *self.write_endpoints(),
+            *self.pricebook_write_endpoints(),
         ]
+
+    def bulk_contact_endpoints(self) -> list[tuple[Rule, Endpoint]]:
+        """``GET …/crm/v2/tenant/{t}/customers/contacts`` and ``…/locations/contacts``: the
+        bulk contact lists, whose two-segment resource the generic rules cannot name (static
+        segments win over ``<rid>`` in werkzeug's matcher, so ``…/customers/{id}`` is intact)."""
+        routes = []
+        for resource in ("customers/contacts", "locations/contacts"):
+            template = f"{API_PREFIX}/crm/v2/tenant/{{tenant}}/{resource}"
+
+            def handler(request: Request, tenant: str, _resource: str = resource) -> Response:
+                return self.list_records(request, "crm", tenant, _resource)
+
+            rule = Rule(
+                f"{API_PREFIX}/crm/v2/tenant/<tenant>/{resource}",
+                methods=["GET"],
+                endpoint=f"st.bulk_{resource.replace('/', '_')}",
+            )
+            routes.append((rule, Endpoint(PROVIDER, "api", handler, template)))
+        return routes
 
     def write_endpoints(self) -> list[tuple[Rule, Endpoint]]:
         p = PROVIDER
@@ -197,6 +233,7 @@ class ServiceTitanApi(ServiceTitanWrites, ProviderApi):
                 Rule(notes, methods=["POST"], endpoint="st.job_note_create"),
                 Endpoint(p, "api", self.create_job_note, notes_template),
             ),
+            *self.job_write_endpoints(),
         ]
 
     def owns_path(self, path: str) -> bool:
@@ -312,6 +349,9 @@ class ServiceTitanApi(ServiceTitanWrites, ProviderApi):
             return begun
         _, spec = begun
         collection = Collection(PROVIDER, tenant, spec.object)
+        searched = self.search_list(request, collection, spec)  # servicetitan_writes.py
+        if searched is not None:
+            return searched
         query = _ListQuery.parse(request.args, spec)
         if query.errors:
             return self.problem(400, errors=query.errors)
@@ -383,6 +423,9 @@ class ServiceTitanApi(ServiceTitanWrites, ProviderApi):
         record = self.store.get(collection, int(rid))
         if record is None:
             return self.problem(404, spec.not_found_title)
+        with_external_data = self.get_with_external_data(request, collection, record)
+        if with_external_data is not None:
+            return with_external_data
         return json_text_response(self.render_record(collection, record))
 
     # --- token ---------------------------------------------------------------------------------
@@ -486,14 +529,23 @@ class _ListQuery:
             q.include_total = include_total.strip().lower() == "true"
         params = spec.params
         if "active" in params:
-            # active: True | Any | False, default True [spec: ActiveQueryFilter].
-            active = (args.get("active") or "True").strip().lower()
+            # active: True | Any | False, default True [spec: ActiveQueryFilter] (Any for the
+            # lists whose spec says so: ``spec.active_default``).
+            active = (args.get("active") or spec.active_default).strip().lower()
             if active == "true":
                 q.conditions.append(Condition("active", "eq", 1))
             elif active == "false":
                 q.conditions.append(Condition("active", "eq", 0))
             elif active != "any":
                 fail("active", f"The value '{args.get('active')}' is not valid.")
+        if "includeInactive" in params:
+            # SPEC GAP (dispatch teams, servicetitan_resources.DISPATCH_GAP_SCHEMAS): a boolean,
+            # default false = active records only.
+            include = (args.get("includeInactive") or "false").strip().lower()
+            if include == "false":
+                q.conditions.append(Condition("active", "eq", 1))
+            elif include != "true":
+                fail("includeInactive", f"The value '{args.get('includeInactive')}' is not valid.")
         ids = args.get("ids") if "ids" in params else None
         if ids is not None:
             parts = [p.strip() for p in ids.split(",") if p.strip()]
@@ -554,6 +606,12 @@ class _ListQuery:
                 fail("sort", f"Sorting by '{sort}' is not supported ({names}).")
             else:
                 q.order = [(column, match["sign"] == "-")]
+        required = spec.requires_one_of
+        if required and not any((args.get(name) or "").strip() for name in required):
+            # "Either modifiedBefore or modifiedOnOrAfter parameter must be specified" [spec:
+            # Customers_GetModifiedContactsList, Locations_GetLocationsContactsList].
+            for name in required:
+                fail(name, f"Either {' or '.join(required)} parameter must be specified.")
         for name in sorted(spec.unemulated_filters & set(args)):
             fail(name, "This filter is documented but not emulated by the sandbox.")
         return q

@@ -86,6 +86,11 @@ def test_subscribe_and_unsubscribe_against_the_sandbox(
 
     page = client.get(webhooks_url(integration)).content.decode()
     assert 'id="webhook-job"' in page and "Not subscribed" in page
+    # One row per object the provider reads (none left out).
+    from integrations.providers.servicem8.provider import ServiceM8Provider
+
+    for obj in ServiceM8Provider.objects.values():
+        assert f'id="webhook-{obj}"' in page, obj
 
     response = client.post(
         webhooks_url(integration), {"object": "job", "operation": "subscribe"}, follow=True

@@ -31,8 +31,10 @@ from integrations.base import (
     ExternalClient,
     ExternalContact,
     ExternalJob,
+    ExternalJobContact,
     ExternalJobMaterial,
     ExternalLineItem,
+    ExternalPricebookItem,
     ExternalQuote,
     ExternalStaff,
     ProviderContext,
@@ -41,6 +43,7 @@ from integrations.exceptions import PaginationError
 from integrations.http import RetryPolicy
 from integrations.sandbox import accounts
 from integrations.sandbox.seed import seed
+from integrations.sandbox.seed_servicem8 import _GST_FREE as GST_FREE
 from integrations.sandbox.server import SandboxServer
 from tests.integrations.sandbox.test_spec_conformance import (
     IN_CI,
@@ -58,6 +61,9 @@ SYDNEY = "Australia/Sydney"
 NO_RETRY = RetryPolicy(attempts=1)
 MISSING_UUID = "00000000-0000-4000-8000-000000000000"
 SM8_SPEC = SPECS / "servicem8" / "servicem8-api_1.0.openapi.json"
+REFS = ("job_categories", "tax_rates", "material_bundles")
+# ServiceTitan's original entities (the others are tested in tests/integrations/servicetitan/).
+ST_CORE = ("clients", "staff", "jobs", "appointments", "quotes")
 
 pytestmark = pytest.mark.filterwarnings("ignore:Unsupported scheme type:UserWarning")
 
@@ -121,6 +127,16 @@ SM8_FIXTURE_SCHEMAS = {
     "job__unsuccessful_quote_deleted": "Job",
     "jobmaterial__tax_inclusive": "JobMaterial",
     "jobmaterial__tax_exclusive_deleted": "JobMaterial",
+    "jobcontact__property_manager": "JobContact",
+    "jobcontact__deleted_site_contact": "JobContact",
+    "note__job_diary": "Note",
+    "note__company_deleted": "Note",
+    "category__hot_water": "Category",
+    "taxrate__gst_default": "TaxRate",
+    "taxrate__gst_free_deleted": "TaxRate",
+    "jobmaterialbundle__hot_water_kit": "JobMaterialBundle",
+    "material__inventoried_part": "Material",
+    "material__deleted_permit_fee_gst_free": "Material",
 }
 ST_FIXTURE_SCHEMAS = {
     "technician__active": ("settings", "TenantSettings.V2.TechnicianResponse"),
@@ -192,10 +208,16 @@ def test_servicem8_entities_capabilities_and_lookback():
         "clients",
         "contacts",
         "staff",
+        "tax_rates",
+        "job_categories",
+        "pricebook_items",
         "jobs",
+        "job_contacts",
         "activities",
+        "material_bundles",
         "materials",
         "attachments",
+        "notes",
     )
     assert {
         Capability.READ_CLIENTS,
@@ -203,6 +225,7 @@ def test_servicem8_entities_capabilities_and_lookback():
         Capability.READ_STAFF,
         Capability.READ_JOBS,
         Capability.READ_QUOTES,
+        Capability.READ_PRICEBOOK,
     } <= provider.capabilities
     # One repeated local hour when DST ends, plus five minutes for late-visible writes.
     assert provider.cursor_lookback_seconds == 3900
@@ -408,6 +431,14 @@ def test_servicem8_unmappable_record_raises_and_keeps_its_id():
         ("staff", "staff"),
         ("jobs", "job"),
         ("materials", "jobmaterial"),
+        ("activities", "jobactivity"),
+        ("attachments", "attachment"),
+        ("job_contacts", "jobcontact"),
+        ("notes", "note"),
+        ("job_categories", "category"),
+        ("tax_rates", "taxrate"),
+        ("material_bundles", "jobmaterialbundle"),
+        ("pricebook_items", "material"),
     ],
 )
 def test_servicem8_incremental_filter_per_entity(entity, obj):
@@ -453,14 +484,15 @@ def test_servicem8_fetch_record_200_and_404():
 
 def test_servicetitan_entities_capabilities_and_lookback():
     provider = registry.get("servicetitan")
-    assert provider.entities == ("clients", "staff", "jobs", "appointments", "quotes")
+    # The core five in dependency order; issue #5's entities (locations, contacts, references,
+    # pricebook, accounting…) sit between and after them (tests/integrations/servicetitan/).
+    assert [e for e in provider.entities if e in ST_CORE] == list(ST_CORE)
     assert {
         Capability.READ_CLIENTS,
         Capability.READ_STAFF,
         Capability.READ_JOBS,
         Capability.READ_QUOTES,
     } <= provider.capabilities
-    assert Capability.READ_CONTACTS not in provider.capabilities
     assert provider.cursor_lookback_seconds == 300
 
 
@@ -759,10 +791,31 @@ def test_servicem8_reads_every_entity_from_the_live_sandbox(live):
         "contacts": counts["companycontact"],
         "staff": counts["staff"],
         "materials": counts["jobmaterial"],
+        "job_contacts": counts["jobcontact"],
+        "job_categories": counts["category"],
+        "tax_rates": counts["taxrate"],
+        "material_bundles": counts["jobmaterialbundle"],
+        "pricebook_items": counts["material"],
     }
+    assert all(expected.values())  # the seed has records of every object
     for entity, count in expected.items():
         assert len(read[entity]) == count, entity
         assert len({r.external_id for r in read[entity]}) == count, entity
+    # Notes on jobs and clients only: every seeded note is on one of those.
+    assert len(read["notes"]) == counts["note"] > 0
+    assert {
+        (n.job_external_id is None) != (n.client_external_id is None) for n in read["notes"]
+    } == {True}
+    assert all(isinstance(r, ExternalJobContact) for r in read["job_contacts"])
+    assert {r.kind for r in read["job_categories"]} == {"job_category"}
+    assert {r.kind for r in read["tax_rates"]} == {"tax_rate"}
+    assert {r.kind for r in read["material_bundles"]} == {"material_bundle"}
+    assert all(r.external_id.startswith(f"{r.kind}:") for e in REFS for r in read[e])
+    items = read["pricebook_items"]
+    assert all(isinstance(r, ExternalPricebookItem) and r.kind == "material" for r in items)
+    # The seeded permit fees are GST Free (0 %): not taxable; everything else is.
+    assert {r.is_taxable for r in items} == {True, False}
+    assert all(r.is_taxable == (r.raw["tax_rate_uuid"] != GST_FREE) for r in items)
     assert all(isinstance(r, ExternalClient) for r in read["clients"])
     assert all(isinstance(r, ExternalContact) for r in read["contacts"])
     assert all(isinstance(r, ExternalStaff) for r in read["staff"])
@@ -791,7 +844,8 @@ def test_servicem8_reads_every_entity_from_the_live_sandbox(live):
     for entity in provider.entities:
         first = read[entity][0]
         fetched = provider.fetch_record(entity, first.external_id)
-        assert fetched is not None and fetched["uuid"] == first.external_id
+        assert fetched is not None and fetched["uuid"] == first.raw["uuid"], entity
+        assert fetched == dict(first.raw), entity
         assert provider.fetch_record(entity, MISSING_UUID) is None
 
     openapi = OpenAPI.from_file_path(
@@ -823,7 +877,7 @@ def test_servicetitan_reads_every_entity_from_the_live_sandbox(live):
     _control(server, "DELETE", f"records/servicetitan/estimates/{gone}")
     exchanges = _record_exchanges(provider)
 
-    read = {entity: list(provider.iter_records(entity)) for entity in provider.entities}
+    read = {entity: list(provider.iter_records(entity)) for entity in ST_CORE}
 
     expected = {
         "clients": counts["customers"],
@@ -850,7 +904,7 @@ def test_servicetitan_reads_every_entity_from_the_live_sandbox(live):
         j.external_id for j in read["jobs"] if j.remote_updated_at >= since
     }
 
-    for entity in provider.entities:
+    for entity in ST_CORE:
         for record in (read[entity][0], read[entity][-1]):
             fetched = provider.fetch_record(entity, record.external_id)
             assert fetched == record.raw, entity

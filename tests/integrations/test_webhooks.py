@@ -827,7 +827,12 @@ def test_servicetitan_places_events_that_clearly_name_a_record():
     "payload",
     [
         {"eventType": "Customer.Updated"},  # names the kind but no record
-        {"eventType": "Invoice.Created", "id": 5},  # not a kind we sync
+        {"eventType": "Membership.Created", "id": 5},  # not a kind we sync
+        {"eventType": "TagType.Created", "id": 5},  # synced, but no re-fetch of one
+        {"eventType": "JobCancelReason.Updated", "id": 5, "jobId": 6},  # not a job
+        {"eventType": "CustomerContact.Updated", "id": 5, "customerId": 6},  # not a customer
+        {"eventType": "InvoiceItem.Updated", "id": 5, "invoiceId": 6},  # item id != invoice
+        {"eventType": "Invoice.Created"},  # names the kind but no record
         {"eventType": "Jobs", "jobId": 5},  # "Jobs" is not "job": no guessing
         {"customerId": 5},  # no event type
         {"eventType": 7, "customerId": 5},
@@ -837,6 +842,71 @@ def test_servicetitan_does_not_guess(payload):
     (notice,) = st_parse(payload)
     assert (notice.entity, notice.external_id) == ("", "")
     assert notice.event_type in {payload.get("eventType"), "unknown"}
+
+
+@pytest.mark.parametrize(
+    ("payload", "entity", "external_id"),
+    [
+        # Assumed event names (no ServiceTitan event catalogue; see the handler's docstring).
+        ({"eventType": "Location.Updated", "locationId": 11, "customerId": 5}, "locations", "11"),
+        ({"eventType": "BusinessUnit.Updated", "id": 1005}, "business_units", "business_unit:1005"),
+        (
+            {"eventType": "JobType.Created", "jobTypeId": 2006, "id": 1},
+            "job_types",
+            "job_type:2006",
+        ),
+        ({"eventType": "zone_updated", "zoneId": 12}, "zones", "zone:12"),
+        ({"eventType": "Team.Deleted", "id": 9451}, "teams", "team:9451"),
+        ({"eventType": "Project.Updated", "projectId": 180000012}, "projects", "project:180000012"),
+        (
+            {"eventType": "TechnicianShift.Created", "id": 9500234, "technicianId": 7017},
+            "technician_shifts",
+            "technician_shift:9500234",
+        ),
+        ({"eventType": "Category.Updated", "categoryId": 31}, "pricebook_categories", "31"),
+        ({"eventType": "Material.Updated", "id": 40001}, "pricebook_materials", "material:40001"),
+        (
+            {"eventType": "PricebookService.Updated", "serviceId": 50002},
+            "pricebook_services",
+            "service:50002",
+        ),
+        ({"eventType": "EquipmentCreated", "id": 60003}, "pricebook_equipment", "equipment:60003"),
+        (
+            {"eventType": "DiscountAndFee.Updated", "discountAndFeeId": 7},
+            "pricebook_discounts_fees",
+            "discount_fee:7",
+        ),
+        ({"eventType": "Invoice.Created", "id": 5, "jobId": 55}, "invoices", "5"),
+        ({"eventType": "Payment.Created", "paymentId": 8, "customerId": 5}, "payments", "8"),
+        ({"eventType": "Vendor.Updated", "vendorId": 3}, "inventory_vendors", "vendor:3"),
+        ({"eventType": "Warehouse.Updated", "id": 4}, "inventory_warehouses", "warehouse:4"),
+        (
+            {"eventType": "PurchaseOrder.Received", "purchaseOrderId": 6},
+            "inventory_purchase_orders",
+            "purchase_order:6",
+        ),
+        (
+            {"eventType": "InventoryAdjustment.Created", "id": 9},
+            "inventory_adjustments",
+            "inventory_adjustment:9",
+        ),
+        (
+            {"eventType": "Adjustment.Updated", "adjustmentId": 9},
+            "inventory_adjustments",
+            "inventory_adjustment:9",
+        ),
+    ],
+)
+def test_servicetitan_places_the_issue_5_entities_with_their_id_prefix(
+    payload, entity, external_id
+):
+    (notice,) = st_parse(payload)
+    assert (notice.entity, notice.external_id) == (entity, external_id)
+    # The prefix is the one the provider's fetch_record strips (its Resource.id_prefix).
+    from integrations.providers.servicetitan.provider import ServiceTitanProvider
+
+    prefix = ServiceTitanProvider.resources[entity][0].id_prefix
+    assert external_id.startswith(prefix) and external_id.removeprefix(prefix).isdigit()
 
 
 def test_servicetitan_event_ids_without_an_event_id():

@@ -28,6 +28,7 @@ ENTITIES = [
     "job_types",
     "tag_types",
     "zones",
+    "teams",  # SPEC GAP: documented dispatch teams
     "cancel_reasons",
     "hold_reasons",
     "projects",
@@ -104,11 +105,15 @@ def test_full_then_faulted_then_clean_incremental_leave_an_equal_copy(
         "job_type",
         "tag_type",
         "zone",
+        "team",
         "cancel_reason",
         "hold_reason",
         "project",
         "technician_shift",
     }
+    # Deactivated teams come through (includeInactive=true) as deleted rows.
+    teams = references.filter(kind="team")
+    assert teams.filter(is_active=True).exists() and teams.filter(is_active=False).exists()
     assert Location.objects.filter(integration=st_integration, client__isnull=True).count() == 0
     site_contacts = Contact.objects.filter(
         integration=st_integration, external_id__startswith="location-contact:"

@@ -47,15 +47,30 @@ from integrations.exceptions import (
 if TYPE_CHECKING:
     from integrations.providers.servicem8.provider import ServiceM8Provider
 
-# The objects we sync (their notices map to entities in webhooks.ENTITY_BY_OBJECT) and the
-# fields watched on each. `edit_date` changes with every edit, so it catches fields we do not
-# list; the rest make the notices' `changed_fields` useful to a reader.
+# One subscription per object we sync: exactly the list objects of ServiceM8Provider.objects
+# (their notices map to entities in webhooks.ENTITY_BY_OBJECT), in the same order, each with
+# the fields watched on it. A subscription needs a non-empty comma list of the object's fields
+# [doc: reference/post_object_webhook_subscription]; every name here is a property of the
+# object's schema in the spec (servicem8-api_1.0.openapi.json: Company, CompanyContact, Staff,
+# TaxRate, Category, Material, Job, JobContact, JobActivity, JobMaterialBundle, JobMaterial,
+# Attachment, Note). `edit_date` changes with every edit, so it catches fields we do not list,
+# and `active` carries deletions (a delete sets it to 0); the rest make the notices'
+# `changed_fields` useful to a reader. Attachments and notes are subscribed by their list
+# names (`attachment`, `note`), which the handler also accepts as `dboattachment`/`dbonote`.
 SUBSCRIBABLE_FIELDS: dict[str, tuple[str, ...]] = {
     "company": ("name", "address", "billing_address", "active", "edit_date"),
     "companycontact": ("first", "last", "email", "phone", "mobile", "active", "edit_date"),
-    "job": ("status", "job_address", "job_description", "company_uuid", "active", "edit_date"),
-    "jobmaterial": ("name", "quantity", "price", "active", "edit_date"),
     "staff": ("first", "last", "email", "active", "edit_date"),
+    "taxrate": ("name", "amount", "active", "edit_date"),
+    "category": ("name", "colour", "active", "edit_date"),
+    "material": ("name", "item_number", "price", "cost", "tax_rate_uuid", "active", "edit_date"),
+    "job": ("status", "job_address", "job_description", "company_uuid", "active", "edit_date"),
+    "jobcontact": ("first", "last", "email", "phone", "mobile", "active", "edit_date"),
+    "jobactivity": ("staff_uuid", "start_date", "end_date", "active", "edit_date"),
+    "jobmaterialbundle": ("name", "quantity", "active", "edit_date"),
+    "jobmaterial": ("name", "quantity", "price", "active", "edit_date"),
+    "attachment": ("attachment_name", "related_object_uuid", "active", "edit_date"),
+    "note": ("note", "related_object_uuid", "active", "edit_date"),
 }
 _UUID = re.compile(r"^[0-9a-f]{8}(-[0-9a-f]{4}){3}-[0-9a-f]{12}$", re.IGNORECASE)
 

@@ -7,7 +7,10 @@ LocationResponse`, `Crm.V2.Customers.CustomerContactWithModifiedOnAndCustomerIdR
 `Crm.V2.ProjectResponse`, `Crm.V2.JobCancelReasonResponse`, `Crm.V2.JobHoldReasonResponse`),
 tenant-settings-v2.yml (`TenantSettings.V2.BusinessUnitResponse`,
 `TenantSettings.V2.TagTypeResponse`) and tenant-dispatch-v2.yml (`Dispatch.V2.ZoneResponse`,
-`Dispatch.V2.TechnicianShiftResponse`).
+`Dispatch.V2.TechnicianShiftResponse`). SPEC GAP: `Dispatch.V2.TeamResponse` (dispatch teams:
+{id, active, name, createdBy, createdOn, modifiedOn}) is not in the 2022 dispatch spec; its
+fields are ServiceTitan's documented ones (see provider.py and the sandbox's
+`servicetitan_resources.DISPATCH_GAP_SCHEMAS`).
 
 Contacts. ServiceTitan's bulk `customers/contacts` and `locations/contacts` lists return contact
 *methods*, not people: `{id, type, value, memo, phoneSettings}` where `type` (Crm.V2.
@@ -42,6 +45,7 @@ REFERENCE_KINDS = {
     "job_types": "job_type",
     "tag_types": "tag_type",
     "zones": "zone",
+    "teams": "team",  # SPEC GAP: documented dispatch teams, not in the 2022 spec
     "cancel_reasons": "cancel_reason",
     "hold_reasons": "hold_reason",
     "projects": "project",
@@ -189,6 +193,12 @@ def zone_to_reference(raw: dict) -> ExternalReference:
     return _reference("zone", raw, name=_text(raw, "name"))
 
 
+def team_to_reference(raw: dict) -> ExternalReference:
+    """Dispatch.V2.TeamResponse (SPEC GAP: documented, not in the 2022 spec): {id, active,
+    name, createdBy, createdOn, modifiedOn}; a team of technicians on the dispatch board."""
+    return _reference("team", raw, name=_text(raw, "name"))
+
+
 def cancel_reason_to_reference(raw: dict) -> ExternalReference:
     """Crm.V2.JobCancelReasonResponse: {id, name, active}."""
     return _reference("cancel_reason", raw, name=_text(raw, "name"))
@@ -229,6 +239,7 @@ REFERENCE_MAPPERS = {
     "job_types": job_type_to_reference,
     "tag_types": tag_type_to_reference,
     "zones": zone_to_reference,
+    "teams": team_to_reference,  # SPEC GAP
     "cancel_reasons": cancel_reason_to_reference,
     "hold_reasons": hold_reason_to_reference,
     "projects": project_to_reference,

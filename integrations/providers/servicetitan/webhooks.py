@@ -19,8 +19,20 @@
   present too), else the hash of the whole event. A top-level `id` is *not* taken as the
   event id: on an entity-shaped payload it is the record's id, and using it would drop every
   later event about the same record as a duplicate. `entity`/`external_id` are set only when
-  `eventType` starts with customer, job or estimate *and* the payload has that record's id
-  (`customerId`/`jobId`/`estimateId`, else a top-level `id`); otherwise entity is "".
+  `eventType` starts with the name of a kind of record we sync *and* the payload has that
+  record's id (`customerId`/`jobId`/`estimateId`…, else a top-level `id`); otherwise entity is
+  "". The name is matched on whole words, longest first ("JobType.Updated" is a job type,
+  not a job; a leading "Pricebook" or "Inventory" is skipped), and the id handed to the
+  re-fetch carries the entity's id prefix where `fetch_record` expects one ("zone:12",
+  "material:40001"; the prefixes are the provider's own `Resource.id_prefix`).
+- Event names: customer, job and estimate events are the documented V2 kinds; the others
+  (issue #5: location, business unit, job type, zone, team, project, technician shift,
+  pricebook category/material/service/equipment/discount-and-fee, invoice, payment, vendor,
+  warehouse, purchase order, inventory adjustment) are **assumptions**: no ServiceTitan event
+  catalogue was found (NOTES.md §2 "Webhooks"), so they follow the same `<Record>.<Action>`
+  pattern with a `<record>Id` field. Kinds that cannot be re-fetched one by one are left
+  unplaced on purpose (stored, acknowledged, caught by polling): contact methods, tag types,
+  job cancel and hold reasons (neither a GET by id nor `ids` in the specs).
 - Error semantics: a missing or wrong path token -> WebhookVerificationError, 400; a body that
   is not a JSON object or array of objects -> WebhookPayloadError, 400; any event we cannot
   place -> stored with entity "" and acknowledged with 200.
@@ -32,6 +44,7 @@ import re
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
+from integrations.providers.servicetitan.provider import ServiceTitanProvider
 from integrations.webhooks import (
     WebhookHandler,
     WebhookNotice,
@@ -46,11 +59,54 @@ from integrations.webhooks import (
 
 # WebhookEvent.external_event_id holds 255 characters; a longer provider id is hashed.
 MAX_EVENT_ID_LENGTH = 255
-# First word of eventType -> (our entity, the field holding the record's id).
-ENTITY_BY_WORD = {
-    "customer": ("clients", "customerId"),
-    "job": ("jobs", "jobId"),
-    "estimate": ("quotes", "estimateId"),
+# Leading words of eventType (lower case) -> (our entity, the field holding the record's id).
+# Customer, job and estimate: documented V2 kinds; the rest: assumed names (module docstring).
+ENTITY_BY_WORDS: dict[tuple[str, ...], tuple[str, str]] = {
+    ("customer",): ("clients", "customerId"),
+    ("job",): ("jobs", "jobId"),
+    ("estimate",): ("quotes", "estimateId"),
+    # Assumed (issue #5 entities).
+    ("location",): ("locations", "locationId"),
+    ("business", "unit"): ("business_units", "businessUnitId"),
+    ("job", "type"): ("job_types", "jobTypeId"),
+    ("zone",): ("zones", "zoneId"),
+    ("team",): ("teams", "teamId"),
+    ("project",): ("projects", "projectId"),
+    ("technician", "shift"): ("technician_shifts", "technicianShiftId"),
+    ("category",): ("pricebook_categories", "categoryId"),
+    ("material",): ("pricebook_materials", "materialId"),
+    ("service",): ("pricebook_services", "serviceId"),
+    ("equipment",): ("pricebook_equipment", "equipmentId"),
+    ("discount", "and", "fee"): ("pricebook_discounts_fees", "discountAndFeeId"),
+    ("invoice",): ("invoices", "invoiceId"),
+    ("payment",): ("payments", "paymentId"),
+    ("vendor",): ("inventory_vendors", "vendorId"),
+    ("warehouse",): ("inventory_warehouses", "warehouseId"),
+    ("purchase", "order"): ("inventory_purchase_orders", "purchaseOrderId"),
+    ("adjustment",): ("inventory_adjustments", "adjustmentId"),
+    ("inventory", "adjustment"): ("inventory_adjustments", "adjustmentId"),
+}
+# Names that are not a kind we can re-fetch, matched first so that their leading word does not
+# place them ("TagType", "JobCancelReason" and "JobHoldReason" are not tags or jobs).
+UNPLACED_WORDS = frozenset(
+    {
+        ("contact",),
+        ("customer", "contact"),
+        ("location", "contact"),
+        ("tag", "type"),
+        ("job", "cancel", "reason"),
+        ("job", "hold", "reason"),
+        # An item's own id is not its invoice's: the invoice is re-read by polling.
+        ("invoice", "item"),
+    }
+)
+# A module word some names may carry before the record's name ("PricebookMaterial.Updated").
+MODULE_WORDS = frozenset({"pricebook", "inventory", "accounting", "dispatch"})
+# Entity -> the prefix `fetch_record` expects on its external ids ("zone:", "material:"…).
+ID_PREFIX = {
+    entity: resources[0].id_prefix
+    for entity, resources in ServiceTitanProvider.resources.items()
+    if len(resources) == 1
 }
 # Splits "Customer.Created", "customer_created", "JOB-COMPLETED" and "JobCompleted" alike.
 _WORD_BOUNDARY = re.compile(r"[^A-Za-z0-9]+|(?<=[a-z0-9])(?=[A-Z])")
@@ -60,13 +116,38 @@ def first_word(event_type: str) -> str:
     return _WORD_BOUNDARY.split(event_type.strip(), maxsplit=1)[0].lower()
 
 
+def words(event_type: str) -> tuple[str, ...]:
+    return tuple(w.lower() for w in _WORD_BOUNDARY.split(event_type.strip()) if w)
+
+
+def entity_for(event_type: str) -> tuple[str, str]:
+    """(entity, id field) named by the event type's leading words, longest name first; an
+    unplaced kind (UNPLACED_WORDS) or an unknown one is ("", "")."""
+    names = words(event_type)
+    if names and names[0] in MODULE_WORDS and len(names) > 1:
+        # "InventoryAdjustment" is a name of its own; "PricebookMaterial" is a material.
+        if names[:2] != ("inventory", "adjustment"):
+            names = names[1:]
+    longest = max(len(k) for k in (*ENTITY_BY_WORDS, *UNPLACED_WORDS))
+    for size in range(min(longest, len(names)), 0, -1):
+        head = names[:size]
+        if head in UNPLACED_WORDS:
+            return "", ""
+        if head in ENTITY_BY_WORDS:
+            return ENTITY_BY_WORDS[head]
+    return "", ""
+
+
 def place(event: dict[str, Any], event_type: str) -> tuple[str, str]:
-    """(entity, external_id) when the event clearly names a record we sync, else ("", "")."""
-    entity, id_field = ENTITY_BY_WORD.get(first_word(event_type), ("", ""))
+    """(entity, external_id) when the event clearly names a record we sync, else ("", "").
+    The id carries the entity's prefix where its external ids have one ("zone:12")."""
+    entity, id_field = entity_for(event_type)
     if not entity:
         return "", ""
     external_id = id_str(event.get(id_field)) or id_str(event.get("id"))
-    return (entity, external_id) if external_id else ("", "")
+    if not external_id:
+        return "", ""
+    return entity, f"{ID_PREFIX.get(entity, '')}{external_id}"
 
 
 @register_webhook_handler

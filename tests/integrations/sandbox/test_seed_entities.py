@@ -25,13 +25,24 @@ NOW = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
 SM8_ACCOUNT = accounts.SERVICEM8_ACCOUNT.uuid
 TENANT = accounts.SERVICETITAN_TENANT.tenant_id
 SM8_OBJECTS = (
-    "company companycontact staff job jobmaterial jobactivity attachment material category taxrate"
+    "company companycontact staff job jobmaterial jobactivity attachment material category taxrate "
+    "jobcontact note jobmaterialbundle"
 ).split()
 ST_OBJECTS = (
     "customers locations contacts jobs appointments appointment-assignments estimates "
     "technicians employees "
     "business-units job-types categories services materials equipment"
 ).split()
+# Issue #5 accounting, discounts and fees, inventory (seed_servicetitan_ledger).
+ST_OBJECTS += (
+    "discounts-and-fees invoices payments vendors warehouses purchase-orders adjustments"
+).split()
+# Issue #5 CRM extras and references (seed_servicetitan: _Maker extras, _references).
+ST_OBJECTS += (
+    "location-contacts projects job-cancel-reasons job-hold-reasons tag-types zones "
+    "technician-shifts"
+).split()
+ST_OBJECTS += ["teams"]  # SPEC GAP: documented dispatch teams
 MONEY = re.compile(r"^\d+\.\d{2}$")
 LOCAL_TIME = re.compile(r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}$")
 
@@ -89,8 +100,16 @@ def test_counts_scale_with_clients_and_catalogues_are_fixed(seeded):
     assert 3.6 <= sm8["jobmaterial"] / sm8["job"] <= 4.4  # 2–6 per job
     assert 1.8 * 400 <= st["jobs"] <= 2.3 * 400 and st["appointments"] == st["jobs"]
     assert 0.4 * 400 <= st["estimates"] <= 0.6 * 400
+    assert 0.1 * 400 <= st["location-contacts"] <= 0.35 * 400  # most commercial sites
+    assert 0.08 * 400 <= st["projects"] <= 0.22 * 400
+    assert (st["job-cancel-reasons"], st["job-hold-reasons"], st["tag-types"]) == (6, 5, 8)
+    assert st["zones"] == 5 and 100 <= st["technician-shifts"] <= 250
+    assert st["teams"] == 5
     assert 10 <= sm8["staff"] <= 25 and 10 <= st["technicians"] <= 25
     assert 50 <= sm8["material"] <= 200 and 1 <= sm8["taxrate"] <= 3
+    assert 0.15 * sm8["job"] <= sm8["jobcontact"] <= 0.4 * sm8["job"]
+    assert 0.9 * sm8["job"] <= sm8["note"] <= 1.3 * sm8["job"]  # 0–2 per job, some on clients
+    assert 0.05 * sm8["job"] <= sm8["jobmaterialbundle"] <= 0.2 * sm8["job"]
     quotes = sum(1 for j in s.sm8("job").values() if j["status"] == "Quote")
     assert 0.28 <= quotes / sm8["job"] <= 0.39  # about one in three
 
@@ -379,7 +398,8 @@ def test_templated_records_are_exact_json(seeded):
             for record in list(records.values())[:200]:
                 assert json.loads(record.data_json) == record.data
             shapes = {tuple(d) for d in s.data[provider][obj].values()}
-            optional = {"completion_actioned_by_uuid"}
+            # Unset uuid references are left out (see servicem8.py's module docstring).
+            optional = {"completion_actioned_by_uuid", "action_completed_by_staff_uuid"}
             assert len({tuple(k for k in shape if k not in optional) for shape in shapes}) == 1, (
                 provider,
                 obj,
@@ -413,3 +433,75 @@ def test_seeded_records_carry_every_default_field(seeded):
         defaults = set(RESOURCES_BY_OBJECT[obj].defaults())
         for data in s.st(obj).values():
             assert defaults <= set(data), (obj, defaults - set(data))
+
+
+def test_servicem8_job_contacts_notes_and_bundles_resolve(seeded):
+    """Per-job people, diary notes and bundle lines point at seeded jobs (notes also at
+    clients), are dated between their job's start and its edit, and use the spec's values."""
+    _, s = seeded
+    companies, jobs, staff = s.sm8("company"), s.sm8("job"), s.sm8("staff")
+    job_edits = {i: r.modified_us for i, r in s.records["servicem8"]["job"].items()}
+    for uid, contact in s.sm8("jobcontact").items():
+        assert contact["job_uuid"] in jobs
+        assert contact["type"] in ("JOB", "BILLING", "Property Manager")
+        assert "@" in contact["email"] and contact["first"] and contact["last"]
+        assert (
+            s.records["servicem8"]["jobcontact"][uid].modified_us <= job_edits[contact["job_uuid"]]
+        )
+    owners = Counter()
+    for uid, note in s.sm8("note").items():
+        owner = note["related_object"]
+        owners[owner] += 1
+        assert note["related_object_uuid"] in (jobs if owner == "job" else companies)
+        assert note["note"] and note["edit_by_staff_uuid"] in staff
+        assert note.get("action_completed_by_staff_uuid", "") in ("", *staff)
+        edited = edit_date_formatter(accounts.SERVICEM8_ACCOUNT.timezone)(
+            s.records["servicem8"]["note"][uid].modified_us
+        )
+        assert LOCAL_TIME.match(note["create_date"]) and note["create_date"] <= edited
+    assert set(owners) == {"job", "company"}
+    for bundle in s.sm8("jobmaterialbundle").values():
+        assert bundle["job_uuid"] in jobs
+        assert bundle["name"] and bundle["item_number"].startswith("KIT-")
+        assert int(bundle["quantity"]) > 0 and isinstance(bundle["sort_order"], int)
+
+
+def test_servicetitan_invoices_payments_and_inventory_are_consistent(seeded):
+    """Issue #5: an invoice per completed job, for the job's customer, whose money adds up
+    (items → subTotal, + salesTax → total, − its payments' splits → balance); payments apply
+    to seeded invoices of their customer; purchase orders and adjustments name seeded vendors
+    and warehouses; discounts and fees name seeded categories."""
+    _, s = seeded
+    jobs, invoices, payments = s.st("jobs"), s.st("invoices"), s.st("payments")
+    completed = {i for i, j in jobs.items() if j["jobStatus"] == "Completed"}
+    assert {inv["job"]["id"] for inv in invoices.values()} == completed
+    applied: Counter = Counter()
+    for payment in payments.values():
+        splits = payment["appliedTo"]
+        assert 1 <= len(splits) <= 2 and MONEY.match(payment["total"])
+        assert sum(int(x["appliedAmount"].replace(".", "")) for x in splits) == int(
+            payment["total"].replace(".", "")
+        )
+        for split in splits:
+            invoice = invoices[split["appliedTo"]]
+            assert invoice["customer"]["id"] == payment["customer"]["id"]
+            applied[split["appliedTo"]] += int(split["appliedAmount"].replace(".", ""))
+    assert any(len(p["appliedTo"]) == 2 for p in payments.values())
+    cents = lambda text: int(text.replace(".", ""))  # noqa: E731 - "12.34" -> 1234
+    for invoice_id, invoice in invoices.items():
+        job = jobs[invoice["job"]["id"]]
+        assert invoice["customer"]["id"] == job["customerId"]
+        assert sum(cents(i["total"]) for i in invoice["items"]) == cents(invoice["subTotal"])
+        assert cents(invoice["subTotal"]) + cents(invoice["salesTax"]) == cents(invoice["total"])
+        assert cents(invoice["total"]) - applied[invoice_id] == cents(invoice["balance"])
+        assert invoice["invoiceDate"] <= invoice["dueDate"]
+    assert any(cents(i["balance"]) > 0 for i in invoices.values())
+    vendors, warehouses = s.st("vendors"), s.st("warehouses")
+    for order in s.st("purchase-orders").values():
+        assert order["vendorId"] in vendors and order["inventoryLocationId"] in warehouses
+    for adjustment in s.st("adjustments").values():
+        assert adjustment["inventoryLocationId"] in warehouses
+    categories = s.st("categories")
+    for fee in s.st("discounts-and-fees").values():
+        assert set(fee["categories"]) <= set(categories)
+        assert fee["type"] in {"Discount", "Fee"} and fee["amountType"] in {"Percentage", "Fixed"}

@@ -242,3 +242,86 @@ def test_an_api_key_provider_cannot_use_the_webhooks_api(sandbox):
     assert not provider.webhooks_supported()
     with pytest.raises(ProviderPermissionError):
         provider.webhook_subscriptions()
+
+
+# --- one subscription per object we read --------------------------------------------------
+
+# ServiceM8 list object -> its schema in the spec (servicem8-api_1.0.openapi.json).
+OBJECT_SCHEMAS = {
+    "company": "Company",
+    "companycontact": "CompanyContact",
+    "staff": "Staff",
+    "taxrate": "TaxRate",
+    "category": "Category",
+    "material": "Material",
+    "job": "Job",
+    "jobcontact": "JobContact",
+    "jobactivity": "JobActivity",
+    "jobmaterialbundle": "JobMaterialBundle",
+    "jobmaterial": "JobMaterial",
+    "attachment": "Attachment",
+    "note": "Note",
+}
+
+
+def test_every_object_we_read_has_a_subscription_on_spec_fields():
+    from integrations.providers.servicem8.provider import ServiceM8Provider
+    from integrations.providers.servicem8.subscriptions import SUBSCRIBABLE_FIELDS
+    from integrations.providers.servicem8.webhooks import ENTITY_BY_OBJECT
+    from tests.integrations.sandbox.test_spec_conformance import SM8_SPEC
+
+    read = list(ServiceM8Provider.objects.values())
+    # Exactly the objects we read, in their order: leaving one out (or adding one we do not
+    # read) fails here, and the admin page offers exactly these (webhook_objects).
+    assert list(SUBSCRIBABLE_FIELDS) == read
+    assert ServiceM8Provider.webhook_objects == tuple(read)
+    assert set(OBJECT_SCHEMAS) == set(read)
+    # Their notices come back to the entity that reads them.
+    assert {o: ENTITY_BY_OBJECT[o] for o in read} == {
+        obj: entity for entity, obj in ServiceM8Provider.objects.items()
+    }
+    import json
+
+    schemas = json.loads(SM8_SPEC.read_text())["components"]["schemas"]
+    for obj, fields in SUBSCRIBABLE_FIELDS.items():
+        properties = set(schemas[OBJECT_SCHEMAS[obj]]["properties"])
+        assert fields and len(set(fields)) == len(fields), obj
+        assert set(fields) <= properties, (obj, set(fields) - properties)
+        assert {"edit_date", "active"} <= set(fields), obj
+
+
+def test_the_provider_subscribes_every_object_it_reads(sandbox, callback):
+    from integrations.providers.servicem8.provider import ServiceM8Provider
+    from integrations.providers.servicem8.subscriptions import SUBSCRIBABLE_FIELDS
+    from integrations.sandbox.servicem8 import OBJECTS
+
+    control(sandbox.url, "POST", "reset")
+    read = list(ServiceM8Provider.objects.values())
+    # A token allowed to read every object (the sandbox refuses a subscription otherwise).
+    scopes = sorted({s for obj in read for s in OBJECTS[obj].read_scopes})
+    tokens = oauth_tokens(sandbox.url, " ".join(["vendor", *scopes]))
+    app = accounts.SERVICEM8_OAUTH_APP
+    credentials = {
+        "refresh_token": tokens["refresh_token"],
+        "client_id": app.client_id,
+        "client_secret": app.client_secret,
+    }
+    provider = registry.get("servicem8")(
+        ProviderContext(
+            integration_id=79,
+            base_url_override=sandbox.url,
+            credentials=credentials,
+            token_store=MemoryTokenStore(credentials),
+            config={"timezone": accounts.SERVICEM8_ACCOUNT.timezone},
+            rate_limit_enabled=False,
+            retry=RetryPolicy(attempts=1),
+        )
+    )
+    target = f"{callback.url}/webhooks/servicem8/79/tok/"
+    for obj in provider.webhook_objects:
+        sub = provider.webhook_subscribe(object_name=obj, callback_url=target)
+        assert sub.active and sub.object == obj and sub.fields == SUBSCRIBABLE_FIELDS[obj]
+    ours = [s for s in provider.webhook_subscriptions() if s.callback_url == target]
+    assert sorted(s.object for s in ours) == sorted(read)
+    assert all(s.active and s.unique_id == "fieldbridge-79" for s in ours)
+    assert len(callback.seen) == len(read)  # one verified challenge each

@@ -181,7 +181,8 @@ def test_default_page_size_and_include_total(sandbox, headers):
         ("modifiedOnOrAfter", "yesterday"),
         ("ids", "1,two"),
         ("sort", "+Name"),
-        ("name", "Smith"),
+        # name/street/… are searched (servicetitan_writes.py); latitude is not emulated.
+        ("latitude", "33.4"),
     ],
 )
 def test_invalid_parameters_are_400(sandbox, headers, name, value):

@@ -137,7 +137,8 @@ def test_entities_in_dependency_order_and_capabilities():
         "quotes",
     ]
     assert {Capability.READ_CONTACTS, Capability.READ_LOCATIONS} <= provider.capabilities
-    assert "teams" not in entities  # no teams endpoint in tenant-dispatch-v2.yml
+    # SPEC GAP: teams are read from the documented endpoint (tests in test_dispatch_teams.py).
+    assert entities.index("zones") < entities.index("teams") < entities.index("staff")
 
 
 # --- mapping --------------------------------------------------------------------------------
@@ -442,7 +443,8 @@ def test_every_entity_from_the_live_sandbox_matches_the_spec(live):  # noqa: F81
         assert len(read[entity]) == expected > 0, entity
         assert len({r.external_id for r in read[entity]}) == expected, entity
     kinds = {e: {r.kind for r in read[e]} for e in OURS if e in refs.REFERENCE_KINDS}
-    assert kinds == {e: {k} for e, k in refs.REFERENCE_KINDS.items()}
+    # Teams (SPEC GAP: no spec file to check them against) are read in test_dispatch_teams.py.
+    assert kinds == {e: {k} for e, k in refs.REFERENCE_KINDS.items() if e != "teams"}
     # Deactivated references come through (active=Any) as deleted rows.
     for entity in ("tag_types", "cancel_reasons", "hold_reasons", "zones"):
         assert any(r.deleted and not r.is_active for r in read[entity]), entity
