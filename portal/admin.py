@@ -13,6 +13,7 @@ from django.db import models as db_models
 from django.http import HttpRequest
 
 from portal import models
+from portal.job_admin import JobStatusAdminMixin
 
 ADMIN = models.TeamMembership.Role.ADMIN
 DISPATCHER = models.TeamMembership.Role.DISPATCHER
@@ -555,7 +556,7 @@ class JobMaterialInline(CompanyScopedInlineMixin, admin.TabularInline):
 
 
 @admin.register(models.Job)
-class JobAdmin(SyncedAdmin):
+class JobAdmin(JobStatusAdminMixin, SyncedAdmin):
     list_display = ["__str__", "client", "status", "scheduled_start", "revenue", "integration"]
     list_filter = ["status", "integration__company", "integration"]
     search_fields = ["number", "summary", "external_id"]
@@ -692,3 +693,5 @@ class AuditLogAdmin(CompanyScopedAdminMixin, admin.ModelAdmin):
 from portal import admin_invite, admin_tokens  # noqa: E402,F401
 
 admin_invite.install(ClientAdmin)
+# Pricebook categories and items; bookings (created through the service, retried).
+from portal import booking_admin, pricebook_admin  # noqa: E402,F401

@@ -171,7 +171,8 @@ def test_servicem8_visits_reach_the_job_page(sm8_integration, client):
 @pytest.mark.django_db(transaction=True)
 def test_servicetitan_appointments_reach_the_job_page(st_integration, client):
     runs = sync_integration(integration_id=st_integration.pk, mode="full")
-    assert [r.entity for r in runs] == ["clients", "staff", "jobs", "appointments", "quotes"]
+    core = ["clients", "staff", "jobs", "appointments", "quotes"]
+    assert [r.entity for r in runs if r.entity in core] == core
     assert all(SyncRun.objects.get(pk=r.pk).status == "success" for r in runs)
     activities = JobActivity.objects.filter(integration=st_integration)
     assert activities.exists()

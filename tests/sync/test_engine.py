@@ -276,7 +276,8 @@ def test_servicetitan_full_and_incremental_leave_an_equal_copy(st_integration, s
     from sync.engine import sync_integration
 
     runs = sync_integration(integration_id=st_integration.pk, mode="full")
-    assert [r.entity for r in runs] == ["clients", "staff", "jobs", "appointments", "quotes"]
+    # Every entity, in the provider's dependency order (the core five among issue #5's).
+    assert [r.entity for r in runs] == list(provider_for(st_integration).entities)
     assert all(SyncRun.objects.get(pk=r.pk).status == "success" for r in runs)
     assert Quote.objects.filter(integration=st_integration).exists()
     assert QuoteLineItem.objects.filter(integration=st_integration).exists()

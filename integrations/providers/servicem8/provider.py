@@ -7,20 +7,30 @@
   SERVICEM8_CLIENT_ID / SERVICEM8_CLIENT_SECRET.
 - Rate limits: 180 requests a minute and 20,000 a day per add-on per account (spec
   info.description); 429 otherwise.
-- Entities, in dependency order: clients (`company`), contacts (`companycontact`), staff
-  (`staff`), jobs (`job`; a job that is or was a quote also yields its ExternalQuote),
-  activities (`jobactivity`: scheduled visits, their staff member and times; scope
-  `read_schedule`), materials (`jobmaterial`, the jobs' and quotes' line items) and
-  attachments (`attachment`: the metadata of the files on jobs; files on other objects are skipped).
+- Entities, in dependency order: clients (`company`; sites are companies with a
+  `parent_company_uuid`), contacts (`companycontact`), staff (`staff`), tax_rates (`taxrate`,
+  ReferenceRecord kind "tax_rate", code = the rate in percent; scope `read_tax_rates`),
+  job_categories (`category`, kind "job_category"; `read_job_categories`), pricebook_items
+  (`material`, PricebookItem kind "material"; `read_inventory`), jobs (`job`; a job that is or
+  was a quote also yields its ExternalQuote), job_contacts (`jobcontact`, per-job people;
+  `read_job_contacts`), activities (`jobactivity`: scheduled visits, their staff member and
+  times; scope `read_schedule`), material_bundles (`jobmaterialbundle`, kind
+  "material_bundle", parent = its job; `read_job_materials`), materials (`jobmaterial`, the
+  jobs' and quotes' line items), attachments (`attachment`: the metadata of the files on jobs;
+  files on other objects are skipped) and notes (`note` on jobs and clients; `read_job_notes`).
+  ReferenceRecord ids are "<kind>:<uuid>"; a full run's sweep is limited to its own kind.
 - Reads: `GET /{object}.json`, cursor-paged (client.py); one record: `GET /{object}/{uuid}.json`
-  (spec: paths `/job.json`, `/job/{uuid}.json`; an attachment is `/dboattachment/{uuid}.json`).
+  (spec: paths `/job.json`, `/job/{uuid}.json`; an attachment is `/dboattachment/{uuid}.json`,
+  a note `/dbonote/{uuid}.json`).
   Deleted records stay listed with active 0.
 - Files: `GET /attachment/{uuid}.file` streams an attachment's bytes with the same
   credentials (scope `read_attachments`); the portal serves them, never a provider URL.
 - Incremental reads: `$filter=edit_date gt '…'` only (no `ge`), in the account's local time;
   we ask from one second before the cursor so the read is inclusive
   (https://developer.servicem8.com/docs/filtering).
-- Webhooks: OAuth apps only (issue #4).
+- Webhooks: OAuth apps only (issue #4); subscriptions are listed, added and removed through
+  the Webhooks API beside the REST one (subscriptions.py).
+- Writes (outbox actions): quote.decide and job.create (writes.py).
 """
 
 from __future__ import annotations
@@ -28,7 +38,8 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from datetime import datetime, timedelta
-from typing import ClassVar
+from decimal import Decimal
+from typing import Any, ClassVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from integrations.auth import ApiKeyHeaderAuth, Auth, RefreshTokenAuth
@@ -37,17 +48,22 @@ from integrations.base import (
     AttachmentContent,
     Capability,
     ExternalJob,
+    ExternalJobContact,
+    ExternalNote,
+    ExternalPricebookItem,
     ExternalQuote,
     ExternalRecord,
+    ExternalReference,
     Provider,
 )
 from integrations.conf import integration_setting
 from integrations.exceptions import (
     ProviderMalformedResponseError,
     ProviderNotFoundError,
+    ProviderPermissionError,
     ProviderValidationError,
 )
-from integrations.providers.servicem8 import mapping, writes
+from integrations.providers.servicem8 import mapping, subscriptions, writes
 from integrations.providers.servicem8.client import ServiceM8Client
 from integrations.ratelimit import RateWindow
 
@@ -77,7 +93,9 @@ class ServiceM8Provider(Provider):
             Capability.READ_JOBS,
             Capability.READ_QUOTES,
             Capability.READ_ATTACHMENTS,
+            Capability.READ_PRICEBOOK,
             Capability.WRITE_QUOTE_DECISION,
+            Capability.WRITE_JOB_CREATE,
         }
     )
     client_class = ServiceM8Client
@@ -95,11 +113,17 @@ class ServiceM8Provider(Provider):
         "api_key": ("api_key",),
         "oauth": ("refresh_token",),
     }
-    # Asked for by "Connect" (SERVICEM8_OAUTH_SCOPES overrides): reads, quote decisions, notes.
+    # Asked for by "Connect" (SERVICEM8_OAUTH_SCOPES overrides): reads, quote decisions, notes,
+    # and creating jobs from bookings (client, job, job contact, visit).
     oauth_scopes: ClassVar[str] = (
         "vendor read_customers read_customer_contacts read_jobs manage_jobs read_job_materials "
         "manage_job_materials read_staff read_schedule read_job_notes publish_job_notes "
-        "read_attachments"
+        "read_attachments create_jobs manage_customers manage_job_contacts manage_schedule "
+        # The newer reads; each list path's `security` names its scope [spec]: jobcontact
+        # read_job_contacts (manage_job_contacts covers it too), category read_job_categories,
+        # taxrate read_tax_rates (required by the path although the oauth2 scheme does not
+        # declare it), material read_inventory, jobmaterialbundle read_job_materials.
+        "read_job_contacts read_job_categories read_tax_rates read_inventory"
     )
     permission_hint = (
         "the OAuth connection lacks a scope this needs (e.g. vendor, read_customers, read_jobs); "
@@ -169,15 +193,39 @@ class ServiceM8Provider(Provider):
         "clients": "company",
         "contacts": "companycontact",
         "staff": "staff",
+        "tax_rates": "taxrate",
+        "job_categories": "category",
+        "pricebook_items": "material",
         "jobs": "job",
+        "job_contacts": "jobcontact",
         "activities": "jobactivity",
+        "material_bundles": "jobmaterialbundle",
         "materials": "jobmaterial",
         "attachments": "attachment",
+        "notes": "note",
     }
     entities = tuple(objects)
-    # One record's object, where the spec names it differently from the list
-    # (spec: `/attachment.json` lists, `/dboattachment/{uuid}.json` reads one).
-    record_objects: ClassVar[dict[str, str]] = {"attachments": "dboattachment"}
+    # One record's object, where the spec names it differently from the list (spec:
+    # `/attachment.json` lists, `/dboattachment/{uuid}.json` reads one; `/note.json` and
+    # `/dbonote/{uuid}.json` likewise; there is no `/note/{uuid}.json`).
+    record_objects: ClassVar[dict[str, str]] = {
+        "attachments": "dboattachment",
+        "notes": "dbonote",
+    }
+    # Entities whose records are ReferenceRecords: entity -> kind (external id "<kind>:<uuid>").
+    reference_kinds: ClassVar[dict[str, str]] = {
+        entity: mapping.REFERENCE_KINDS[obj]
+        for entity, obj in objects.items()
+        if obj in mapping.REFERENCE_KINDS
+    }
+    record_types_by_entity: ClassVar[dict[str, tuple[type[ExternalRecord], ...]]] = {
+        # A job that is or was a quote is also an ExternalQuote with the job's uuid.
+        "jobs": (ExternalJob, ExternalQuote),
+        "job_contacts": (ExternalJobContact,),
+        "notes": (ExternalNote,),
+        "pricebook_items": (ExternalPricebookItem,),
+        **{entity: (ExternalReference,) for entity in reference_kinds},
+    }
 
     def _object(self, entity: str) -> str:
         try:
@@ -214,24 +262,99 @@ class ServiceM8Provider(Provider):
                 # A file on another object (a client, a staff member) maps to nothing.
                 attachment = mapping.attachment_to_attachment(raw, tz=zone)
                 return () if attachment is None else attachment
+            case "job_contacts":
+                return mapping.jobcontact_to_job_contact(raw, tz=zone)
+            case "notes":
+                # A note on another object (a staff member, an asset) maps to nothing.
+                note = mapping.note_to_note(raw, tz=zone)
+                return () if note is None else note
+            case "job_categories":
+                return mapping.category_to_reference(raw, tz=zone)
+            case "tax_rates":
+                return mapping.taxrate_to_reference(raw, tz=zone)
+            case "material_bundles":
+                return mapping.jobmaterialbundle_to_reference(raw, tz=zone)
+            case "pricebook_items":
+                return mapping.material_to_pricebook_item(
+                    raw, tz=zone, tax_rates=self._tax_rate_amounts()
+                )
         raise ValueError(f"servicem8 cannot map {entity}")
 
+    def _tax_rate_amounts(self) -> dict[str, Decimal] | None:
+        """{tax rate uuid: percent}, read once per provider instance (one sync run) so a
+        material on a 0 % rate is not taxable. None when the connection may not read tax
+        rates (an OAuth grant from before `read_tax_rates` was asked for): materials with a
+        rate then count as taxable."""
+        if self._tax_rates_cache is None:
+            try:
+                pages = self.get_client().iter_pages("taxrate", max_pages=self.max_pages)
+                self._tax_rates_cache = {
+                    str(r["uuid"]): mapping.as_decimal(r.get("amount"))
+                    for page in pages
+                    for r in page
+                    if r.get("uuid")
+                }
+            except ProviderPermissionError:
+                self._tax_rates_cache = {}
+                self._tax_rates_unreadable = True
+        return None if self._tax_rates_unreadable else self._tax_rates_cache
+
+    _tax_rates_cache: dict[str, Decimal] | None = None
+    _tax_rates_unreadable: bool = False
+
     def record_types(self, entity: str) -> tuple[type[ExternalRecord], ...]:
-        # A job that is or was a quote is also an ExternalQuote with the job's uuid.
-        if entity == "jobs":
-            return (ExternalJob, ExternalQuote)
-        return super().record_types(entity)
+        return self.record_types_by_entity.get(entity) or super().record_types(entity)
+
+    def sweep_scope(self, entity: str, record_type: type[ExternalRecord]) -> dict[str, Any]:
+        """ReferenceRecord holds several entities (one per kind) and PricebookItem other
+        providers' kinds too: a full run sweeps only its own kind."""
+        if entity in self.reference_kinds and record_type is ExternalReference:
+            return {"kind": self.reference_kinds[entity]}
+        if entity == "pricebook_items" and record_type is ExternalPricebookItem:
+            return {"kind": "material"}
+        return {}
 
     # Outbox actions (see writes.py for how each is made safe to deliver twice).
-    actions: ClassVar[dict[str, str]] = {"quote.decide": "quote_decide"}
+    actions: ClassVar[dict[str, str]] = {
+        "quote.decide": "quote_decide",
+        "job.create": "job_create",
+    }
 
     def quote_decide(self, payload: dict, *, idempotency_key: str) -> dict:
         return writes.quote_decide(self, payload, idempotency_key=idempotency_key)
+
+    def job_create(self, payload: dict, *, idempotency_key: str) -> dict:
+        return writes.job_create(self, payload, idempotency_key=idempotency_key)
+
+    @classmethod
+    def job_options_errors(cls, options: dict) -> dict[str, list[str]]:
+        """Field errors for a booking's `options` (checked before the booking is stored)."""
+        return writes.job_options_errors(options)
+
+    # Webhook subscriptions (OAuth apps only; see subscriptions.py).
+    webhook_objects: ClassVar[tuple[str, ...]] = tuple(subscriptions.SUBSCRIBABLE_FIELDS)
+
+    def webhooks_supported(self) -> bool:
+        return self.credential_mode(self.context.credentials) == "oauth"
+
+    def webhook_subscriptions(self) -> list[subscriptions.Subscription]:
+        return subscriptions.list_subscriptions(self)
+
+    def webhook_subscribe(
+        self, *, object_name: str, callback_url: str
+    ) -> subscriptions.Subscription:
+        return subscriptions.subscribe(self, object_name=object_name, callback_url=callback_url)
+
+    def webhook_unsubscribe(self, *, subscription_uuid: str) -> None:
+        subscriptions.unsubscribe(self, subscription_uuid=subscription_uuid)
 
     def fetch_record(self, entity: str, external_id: str) -> dict | None:
         """`GET /{object}/{uuid}.json`; None on 404. A deleted record is still returned (with
         active 0), so None means it never existed or is gone for good."""
         object_name = self.record_objects.get(entity) or self._object(entity)
+        kind = self.reference_kinds.get(entity)
+        if kind and external_id.startswith(f"{kind}:"):
+            external_id = external_id.removeprefix(f"{kind}:")  # "<kind>:<uuid>" -> uuid
         try:
             return self.get_client().get_record(object_name, external_id)
         except ProviderNotFoundError:
