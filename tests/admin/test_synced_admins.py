@@ -43,7 +43,10 @@ def rows_for(integration, label: str) -> list:
         ),
         invoice,
         InvoiceItem.objects.create(
-            integration=integration, external_id=f"ii-{label}", invoice=invoice, name=f"{label} item"
+            integration=integration,
+            external_id=f"ii-{label}",
+            invoice=invoice,
+            name=f"{label} item",
         ),
         Payment.objects.create(
             integration=integration,

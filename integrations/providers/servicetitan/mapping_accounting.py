@@ -27,7 +27,8 @@ records items ordered from a vendor for an inventory location, has a type, a bus
 optionally a job, project and technician, starts Pending and moves through statuses the API
 cannot set; a vendor has its address, a primary contact, a default tax rate and a delivery
 option; the same paths and `modifiedOn` replication are in the Meltano tap-servicetitan
-streams [3p]); exact field names are [mem]/[3p], not checked against an official spec file. Each maps to an ExternalReference whose external id is
+streams [3p]); exact field names are [mem]/[3p], not checked against an official spec file.
+Each maps to an ExternalReference whose external id is
 "<kind>:<id>": vendor (`name`, `active`), warehouse (`name`, `active`), purchase_order
 (`number`, `status`, `vendorId` as parent "vendor:<id>"; no `active`: a cancelled order keeps
 its record with status Canceled) and inventory_adjustment (`number`, `referenceNumber`,
