@@ -2,27 +2,31 @@
 day before, and the jobs list's date filters cut days where the business is. The API keeps
 UTC (its timestamps carry their offset anyway)."""
 
+from django.db.models import CharField, OuterRef, Subquery, Value
+from django.db.models.functions import Coalesce, NullIf
 from django.utils import timezone
 
-from portal.models import ClientMembership, TeamMembership, zone_named
+from portal.models import ClientMembership, TeamMembership, User, zone_named
 
 
 def user_timezone_name(user) -> str | None:
-    """The time zone of the company the user works for, or whose client they belong to."""
+    """The time zone of the company the user works for, or whose client they belong to: one
+    query on every portal page (the first team membership's company, else the first client
+    membership's)."""
     if not getattr(user, "is_authenticated", False):
         return None
-    name = (
-        TeamMembership.objects.filter(user=user)
+    team = (
+        TeamMembership.objects.filter(user=OuterRef("pk"))
         .order_by("pk")
-        .values_list("company__timezone", flat=True)
-        .first()
+        .values("company__timezone")[:1]
     )
-    return name or (
-        ClientMembership.objects.filter(user=user)
+    client = (
+        ClientMembership.objects.filter(user=OuterRef("pk"))
         .order_by("pk")
-        .values_list("client__integration__company__timezone", flat=True)
-        .first()
+        .values("client__integration__company__timezone")[:1]
     )
+    zone = Coalesce(NullIf(Subquery(team), Value("")), Subquery(client), output_field=CharField())
+    return User.objects.filter(pk=user.pk).values_list(zone, flat=True).first()
 
 
 class CompanyTimezoneMiddleware:

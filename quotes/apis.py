@@ -8,9 +8,10 @@ from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from integrations.models import Integration
 from portal.api import filters
 from portal.api.exception_handler import ApiDomainError
-from portal.api.fields import SyncedOutputSerializer
+from portal.api.fields import SyncedOutputSerializer, datetime_formatter, decimal_formatter
 from portal.api.mixins import CompanyScopedApiMixin
 from portal.api.pagination import get_paginated_response
 from portal.api.schema import error_response
@@ -103,8 +104,10 @@ class QuoteOutputSerializer(SyncedOutputSerializer):
 
     @cached_property
     def _formatters(self):
-        fields = self.fields
-        return fields["total"].to_representation, fields["created_at"].to_representation
+        # DRF's formatting of these fields, with its per-value set-up done once a page; from
+        # the declared fields (their settings), not self.fields (a deep copy of all of them).
+        fields = self._declared_fields
+        return decimal_formatter(fields["total"]), datetime_formatter(fields["created_at"])
 
 
 def _or_none(format_value, value):
@@ -175,9 +178,28 @@ class QuoteDecisionOutputSerializer(serializers.Serializer):
         sent_at = serializers.DateTimeField(
             allow_null=True, help_text="When the provider accepted it."
         )
+        field_errors = serializers.SerializerMethodField(
+            help_text=(
+                'The provider\'s refusal by field, {field: [messages]} ("__all__" for the '
+                "request as a whole; nested fields as the provider names them, e.g. "
+                '"items[0].price"). Empty unless the last attempt was refused; shown to '
+                "the business's team only (empty for client users)."
+            )
+        )
 
         class Meta:
             ref_name = "QuoteDecisionWriteback"
+
+        def get_field_errors(self, event) -> dict[str, list[str]]:
+            request = self.context.get("request")
+            if not event.field_errors or request is None:
+                return {}
+            if not _sees_provider_errors(request, event.integration_id):
+                return {}
+            return {
+                str(field): [str(m) for m in (messages if isinstance(messages, list) else [])]
+                for field, messages in event.field_errors.items()
+            }
 
     id = serializers.IntegerField(help_text="The decision's id.")
     quote_id = serializers.IntegerField(help_text="The quote decided.")
@@ -211,6 +233,28 @@ class QuoteDecisionOutputSerializer(serializers.Serializer):
 
     def get_approved_line_item_ids(self, decision) -> list[int]:
         return sorted(item.pk for item in decision.approved_line_items.all())
+
+
+def _sees_provider_errors(request, integration_id: int) -> bool:
+    """Operators and the integration's company's team see a provider's refusal; client users
+    don't (the quote page hides the error from them too). Cached on the request."""
+    user = getattr(request, "user", None)
+    if user is None or not user.is_authenticated:
+        return False
+    if user.is_superuser:
+        return True
+    cache = getattr(request, "_provider_error_scope", None)
+    if cache is None:
+        teams = set(user.team_memberships.values_list("company_id", flat=True))
+        cache = request._provider_error_scope = {"teams": teams, "integrations": {}}
+    companies = cache["integrations"]
+    if integration_id not in companies:
+        companies[integration_id] = (
+            Integration.objects.filter(pk=integration_id)
+            .values_list("company_id", flat=True)
+            .first()
+        )
+    return companies[integration_id] in cache["teams"]
 
 
 def decisions_of(quote_id: int):
@@ -281,7 +325,9 @@ class QuoteDetailApi(CompanyScopedApiMixin, APIView):
         @extend_schema_field(QuoteDecisionOutputSerializer(allow_null=True))
         def get_decision(self, quote):
             in_force = quote.decisions_in_force
-            return QuoteDecisionOutputSerializer(in_force[0]).data if in_force else None
+            if not in_force:
+                return None
+            return QuoteDecisionOutputSerializer(in_force[0], context=self.context).data
 
     @extend_schema(operation_id="quotes_retrieve", summary="One quote", responses=OutputSerializer)
     def get(self, request, pk: int):
@@ -299,7 +345,8 @@ class QuoteDetailApi(CompanyScopedApiMixin, APIView):
             ),
         )
         quote = self.get_visible_object(quotes, pk=pk)
-        return Response(self.OutputSerializer(quote).data)
+        # The request goes in the context: the decision's field errors depend on who asks.
+        return Response(self.OutputSerializer(quote, context={"request": request}).data)
 
 
 class QuoteApproveApi(CompanyScopedApiMixin, APIView):

@@ -65,11 +65,19 @@ def _first_code(detail) -> str | None:
     return getattr(detail, "code", None)
 
 
+def _set_rollback(context) -> None:
+    """DRF's set_rollback (roll the request's transaction back), unless the view runs outside
+    one (a read-only view, portal.api.mixins): an enclosing atomic block (a test's) is not the
+    request's to roll back."""
+    if getattr(context.get("view"), "runs_atomic", True):
+        set_rollback()
+
+
 def api_exception_handler(exc, context):
     if isinstance(exc, ApiDomainError) or (
         isinstance(getattr(exc, "api_status", None), int) and getattr(exc, "code", None)
     ):
-        set_rollback()
+        _set_rollback(context)
         message = getattr(exc, "message", None) or str(exc)
         if isinstance(exc, DjangoValidationError):
             message = exc.messages[0]
@@ -92,7 +100,7 @@ def api_exception_handler(exc, context):
         headers["WWW-Authenticate"] = exc.auth_header
     if getattr(exc, "wait", None):
         headers["Retry-After"] = str(max(1, int(exc.wait + 0.999)))
-    set_rollback()
+    _set_rollback(context)
 
     if isinstance(exc, exceptions.ValidationError):
         fields = _flatten(exc.detail)

@@ -18,6 +18,8 @@ views, so `GET /api/v1/quotes` is a JSON 404 (config/urls.py's handler404), not 
 
 import ipaddress
 
+import django_filters
+from django.db import transaction
 from django.db.models import QuerySet
 from django.utils.functional import cached_property
 from rest_framework.exceptions import NotFound, ValidationError
@@ -29,6 +31,20 @@ from portal.api.throttles import RateLimitHeadersMixin, throttle_waits
 from portal.selectors import company_list_visible_to
 
 FORBIDDEN_OVERRIDES = ("get_queryset", "get_permissions")
+UNSAFE_HANDLERS = ("post", "put", "patch", "delete")
+
+
+def _filters_only_by_parameters(filterset_class) -> bool:
+    """Whether the FilterSet leaves the queryset alone when no parameter names a filter:
+    django-filter's own `qs`, `filter_queryset` and form, and no filter with a default."""
+    return (
+        filterset_class.qs is django_filters.FilterSet.qs
+        and filterset_class.filter_queryset is django_filters.FilterSet.filter_queryset
+        and filterset_class.form is django_filters.FilterSet.form
+        and not any(
+            f.extra.get("initial") is not None for f in filterset_class.base_filters.values()
+        )
+    )
 
 
 class CompanyScopedApiMixin(RateLimitHeadersMixin):
@@ -48,7 +64,23 @@ class CompanyScopedApiMixin(RateLimitHeadersMixin):
     def as_view(cls, **initkwargs):
         view = super().as_view(**initkwargs)
         view.should_append_slash = False  # as @no_append_slash: no 301 to the slashed path
+        if cls.read_only():
+            # A read-only view needs no ATOMIC_REQUESTS transaction: under READ COMMITTED each
+            # statement has its own snapshot inside a transaction too, so BEGIN and COMMIT
+            # would be two more round trips per request and nothing else.
+            view = transaction.non_atomic_requests(view)
         return view
+
+    @classmethod
+    def read_only(cls) -> bool:
+        """No handler that writes (POST, PUT, PATCH, DELETE): served outside a transaction."""
+        return not any(hasattr(cls, method) for method in UNSAFE_HANDLERS)
+
+    @property
+    def runs_atomic(self) -> bool:
+        """Whether the request runs in its own ATOMIC_REQUESTS transaction, which an error
+        answer rolls back (portal.api.exception_handler)."""
+        return not self.read_only()
 
     def perform_authentication(self, request) -> None:
         self._check_throttles(request, before_authentication=True)
@@ -90,7 +122,18 @@ class CompanyScopedApiMixin(RateLimitHeadersMixin):
         return obj
 
     def filter_queryset(self, queryset: QuerySet, filterset_class) -> QuerySet:
-        """Apply a django-filter FilterSet; invalid values are a 400 with field details."""
+        """Apply a django-filter FilterSet; invalid values are a 400 with field details.
+
+        A request that names none of the filters (a parameter whose name starts with a
+        filter's: range widgets add suffixes) is not filtered, so building the FilterSet and
+        its form (about a millisecond) is skipped, unless the FilterSet filters by itself."""
+        names = tuple(filterset_class.base_filters)
+        if (
+            _filters_only_by_parameters(filterset_class)
+            and names
+            and not any(key.startswith(names) for key in self.request.query_params)
+        ):
+            return queryset
         filterset = filterset_class(
             self.request.query_params, queryset=queryset, request=self.request
         )

@@ -138,7 +138,8 @@ def _redis_client(cache):
     cache = caches[DEFAULT_CACHE_ALIAS] if isinstance(cache, ConnectionProxy) else cache
     if not isinstance(cache, RedisCache):
         return None
-    return cache._cache.get_client(write=True)  # RedisCache's own connection pool
+    # RedisCache's own connection pool (config.cache.RedisCache keeps the client too).
+    return cache._cache.get_client(write=True)
 
 
 def throttle_waits(throttles, request, view) -> list[float | None]:
