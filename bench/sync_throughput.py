@@ -33,6 +33,11 @@ DEBUG off, so Django keeps no query log). DATABASE_URL, when set, must name a da
 "bench" in its name: it is dropped. On a server with autovacuum off the worker stands in for
 its analyzer (see `_AutoAnalyze`; `--no-autoanalyze` to measure without it).
 
+The engine fetches and maps the next page in a thread while it writes the current one
+(`sync.prefetch`): provider calls made there overlap the writers, so they are not subtracted
+from the wall time in `other s` (the report says how many seconds that was); `--no-prefetch`
+runs without the thread (SYNC_PREFETCH off) for comparison.
+
 `--profile` runs the first full sync under cProfile (its times are then inflated), prints the top
 functions and saves var/bench/profile-*.prof; `--tracemalloc` adds Python's own allocation peak
 and largest sites per phase (slow).
@@ -270,6 +275,9 @@ class _Timers:
 
         self.calls = 0
         self.http = 0.0
+        # the part of `http` spent in the engine's prefetch thread (sync.prefetch): it overlaps
+        # the writers, so it is not subtracted from the wall time in `other s`
+        self.http_ahead = 0.0
         self.queries = 0
         self.sql = 0.0
         self.write = 0.0
@@ -277,8 +285,11 @@ class _Timers:
 
         class Handler(logging.Handler):
             def emit(self, record):
+                seconds = (getattr(record, "duration_ms", 0) or 0) / 1000
                 timers.calls += 1
-                timers.http += (getattr(record, "duration_ms", 0) or 0) / 1000
+                timers.http += seconds
+                if record.threadName != "MainThread":
+                    timers.http_ahead += seconds
 
         self.handler = Handler()
 
@@ -362,6 +373,10 @@ def worker(spec: dict) -> dict:
     from sync.engine import sync_entity
     from sync.models import SyncRun
 
+    if spec.get("no_prefetch"):
+        from django.conf import settings
+
+        settings.SYNC_PREFETCH = False
     startup_peak_kb, startup_rss_kb = _status_kb("VmHWM"), _status_kb("VmRSS")
     ServiceM8Provider.rate_limits = tuple(RateWindow(n, s) for n, s in CLIENT_LIMITS)
     timers = _Timers()
@@ -408,6 +423,7 @@ def worker(spec: dict) -> dict:
         for entity in spec["entities"]:
             before = table_counts() if index == 0 else None
             http_before, sql_before, queries_before = timers.http, timers.sql, timers.queries
+            ahead_before = timers.http_ahead
             write_before = timers.write
             backend = backend_pid()
             cpu_before, db_cpu_before = _cpu_seconds(), _cpu_seconds(backend)
@@ -432,6 +448,7 @@ def worker(spec: dict) -> dict:
                 "pages": run.pages_count,
                 "wall": wall,
                 "http": timers.http - http_before,
+                "http_ahead": timers.http_ahead - ahead_before,
                 "sql": timers.sql - sql_before,
                 "write": timers.write - write_before,
                 "cpu": _cpu_seconds() - cpu_before,
@@ -586,6 +603,7 @@ def print_phase(phase: dict, objects: dict[str, int]) -> tuple[float, float, int
         f"{'records/s':>9} {'upserted/s':>10} {'written/s':>9} {'calls':>5} {'min':>4}"
     )
     keys = ("fetched", "created", "updated", "unchanged", "wall", "http", "sql", "write")
+    keys += ("http_ahead",)
     totals = dict.fromkeys(keys, 0.0)
     calls_total = 0
 
@@ -594,7 +612,7 @@ def print_phase(phase: dict, objects: dict[str, int]) -> tuple[float, float, int
         print(
             f"{name:10} {int(r['fetched']):>9,} {int(r['created']):>9,} {int(r['updated']):>8,} "
             f"{int(r['unchanged']):>9,} {r['wall']:>7.1f} {r['http']:>7.1f} {r['write']:>7.1f} "
-            f"{r['sql']:>6.1f} {r['wall'] - r['http'] - r['write']:>7.1f} "
+            f"{r['sql']:>6.1f} {r['wall'] - (r['http'] - r['http_ahead']) - r['write']:>7.1f} "
             f"{_rate(r['fetched'], r['wall']):>9} {_rate(upserted, r['wall']):>10} "
             f"{_rate(upserted, r['write']):>9} {calls:>5} {least:>4}{note}"
         )
@@ -631,6 +649,11 @@ def print_phase(phase: dict, objects: dict[str, int]) -> tuple[float, float, int
         f"  rows written or checked: {int(checked):,} ({_rate(checked, totals['wall'])}/s); "
         f"{queries:,} SQL statements; peak RSS in this phase: {_mb(phase['peak_rss_kb'])}"
     )
+    if totals["http_ahead"]:
+        print(
+            f"  of the {totals['http']:.1f} s of provider calls, {totals['http_ahead']:.1f} s were "
+            "made ahead by the prefetch thread while the writers ran (not in `other s`)"
+        )
     cpu, db_cpu = sum(r.get("cpu", 0) for r in rows), sum(r.get("db_cpu", 0) for r in rows)
     print(
         f"  CPU time: worker {cpu:.1f} s, its PostgreSQL backend {db_cpu:.1f} s "
@@ -685,6 +708,11 @@ def main() -> None:
         action="store_true",
         help="on a server with autovacuum off, do not stand in for its analyzer",
     )
+    parser.add_argument(
+        "--no-prefetch",
+        action="store_true",
+        help="fetch each page only after the previous one is written (SYNC_PREFETCH off)",
+    )
     parser.add_argument("--_worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
 
@@ -731,6 +759,7 @@ def main() -> None:
             "profile": profile,
             "tracemalloc": args.tracemalloc,
             "autoanalyze": not autovacuum and not args.no_autoanalyze,
+            "no_prefetch": args.no_prefetch,
         }
         result = run_worker(spec)
     finally:

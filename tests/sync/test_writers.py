@@ -91,6 +91,71 @@ def test_one_insert_statement_per_batch(integration, write_path):
     assert Client.objects.filter(integration=integration).count() == 2500
 
 
+def test_unchanged_rows_are_checked_before_the_copy_and_never_merged(integration, write_path):
+    """A second full sync: the stored digests are read first (one query) and only the
+    changed rows are COPYed and merged; a page with nothing changed merges nothing. (After
+    a batch that was all new, the next one goes straight to the merge, which finds the rows
+    stored: the batches after it are checked first.)"""
+    write_records(integration.pk, [client(f"c{i}") for i in range(300)])
+    result = write_records(integration.pk, [client(f"c{i}") for i in range(300)])
+    assert (result.created, result.updated, result.unchanged) == (0, 0, 300)
+    with CaptureQueriesContext(connection) as queries:
+        result = write_records(integration.pk, [client(f"c{i}") for i in range(300)])
+    assert (result.created, result.updated, result.unchanged) == (0, 0, 300)
+    assert result.settled[Client] == {f"c{i}" for i in range(300)}
+    inserts = [q["sql"] for q in queries.captured_queries if "INSERT" in q["sql"]]
+    assert inserts == []
+
+    later = T0 + timedelta(minutes=1)
+    page = [client(f"c{i}", name="Renamed", at=later) for i in range(10)]
+    page += [client(f"c{i}") for i in range(10, 300)]
+    with CaptureQueriesContext(connection) as queries:
+        result = write_records(integration.pk, page)
+    assert (result.created, result.updated, result.unchanged) == (0, 10, 290)
+    if write_path == "copy":
+        merges = [q["sql"] for q in queries.captured_queries if "INSERT" in q["sql"]]
+        assert len(merges) == 1
+    assert Client.objects.filter(integration=integration, name="Renamed").count() == 10
+
+
+@pytest.mark.parametrize("expect_stored", [True, False])
+def test_the_check_before_the_copy_judges_rows_as_the_merge_does(
+    integration, monkeypatch, expect_stored
+):
+    """Whether the writers check the stored digests first (they expect stored rows) or go
+    straight to the merge (a first sync), every kind of row comes out the same."""
+
+    class Hint(dict):
+        def get(self, key, default=None):
+            return expect_stored
+
+    later = T0 + timedelta(minutes=5)
+    write_records(
+        integration.pk,
+        [client("same"), client("renamed"), client("deleted"), client("newer", at=later)],
+    )
+    write_records(integration.pk, [client("swept")])
+    Client.objects.filter(external_id="swept").update(remote_deleted_at=T0)  # a sweep
+    monkeypatch.setattr(writers, "_EXPECT_STORED", Hint())
+    result = write_records(
+        integration.pk,
+        [
+            client("same"),
+            client("renamed", name="Renamed", at=T0 + timedelta(seconds=1)),
+            client("deleted", at=T0 + timedelta(seconds=1), deleted=True),
+            client("newer", name="Older copy", at=T0),  # older than stored: left alone
+            client("swept"),  # listed again: comes back
+            client("new"),
+        ],
+    )
+    assert (result.created, result.updated, result.unchanged, result.deleted) == (1, 3, 2, 1)
+    assert result.settled[Client] == {"same", "renamed", "deleted", "newer", "swept", "new"}
+    rows = {c.external_id: c for c in Client.objects.filter(integration=integration)}
+    assert rows["renamed"].name == "Renamed" and rows["newer"].name == "Acme"
+    assert rows["deleted"].remote_deleted_at is not None
+    assert rows["swept"].remote_deleted_at is None
+
+
 def test_counts_created_updated_and_unchanged_in_one_page(integration):
     write_records(integration.pk, [client(f"c{i}") for i in range(300)])
     later = T0 + timedelta(minutes=1)
