@@ -82,3 +82,16 @@ def test_production_refuses_a_malformed_encryption_key():
     result = _boot({**PRODUCTION_ENV, "FIELD_ENCRYPTION_KEYS": "not-a-key"})
     assert result.returncode != 0
     assert "FIELD_ENCRYPTION_KEYS" in result.stderr
+
+
+@pytest.mark.django_db
+def test_postgres_sessions_plan_for_fast_random_reads():
+    """The (client_id, id) index beats walking the primary key past other tenants' rows only
+    with a realistic random_page_cost (config/settings/base.py)."""
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        pytest.skip("a PostgreSQL session setting")
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW random_page_cost")
+        assert cursor.fetchone()[0] == "1.1"

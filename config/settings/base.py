@@ -49,6 +49,22 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 else:
     DATABASES["default"]["CONN_MAX_AGE"] = env.int("DJANGO_CONN_MAX_AGE", default=60)
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+    # PostgreSQL's default random_page_cost (4) models spinning disks: with it the planner
+    # walks the primary key backwards for "a client's newest quotes" and filters out every
+    # other tenant's newer rows (10.8 ms for a first page behind 10,000 of them) instead of
+    # the (client_id, id) index (0.26 ms). 1.1 is the usual value for SSD or cached data.
+    # Set per session (libpq startup option); empty leaves the server's value, e.g. behind a
+    # PgBouncer that refuses startup options.
+    _page_cost = env("POSTGRES_RANDOM_PAGE_COST", default="1.1").strip()
+    if _page_cost:
+        try:
+            float(_page_cost)
+        except ValueError:
+            raise ImproperlyConfigured("POSTGRES_RANDOM_PAGE_COST must be a number") from None
+        _options = DATABASES["default"].setdefault("OPTIONS", {})
+        _options["options"] = (
+            f"{_options.get('options', '')} -c random_page_cost={_page_cost}".strip()
+        )
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
