@@ -16,6 +16,8 @@ from pathlib import Path
 bind = os.environ.get("GUNICORN_BIND", "0.0.0.0:8000")  # noqa: S104 - inside the container
 workers = int(os.environ.get("GUNICORN_WORKERS", "3"))
 accesslog = "-"
+# Webhook URLs carry an integration's secret path token: redacted in access log lines.
+logger_class = "config.gunicorn_logging.RedactingLogger"
 
 
 def _multiproc_dir() -> Path | None:

@@ -31,8 +31,8 @@ def during_page(monkeypatch, page: int, act) -> None:
     applied = {"n": 0}
     original = engine._apply_page
 
-    def apply_page(state, raws, *, retrying_held):
-        result = original(state, raws, retrying_held=retrying_held)
+    def apply_page(state, raws, *, retrying_held, **kwargs):
+        result = original(state, raws, retrying_held=retrying_held, **kwargs)
         if not retrying_held:
             applied["n"] += 1
             if applied["n"] == page:

@@ -153,3 +153,62 @@ def test_the_same_webhook_three_times_makes_one_event_and_one_refetch(
     path = "GET /servicem8/api_1.0/job/{uuid}.json"
     assert sandbox_stats(sandbox_clean, "servicem8")["requests_by_path"].get(path) == 1
     assert SyncRun.objects.filter(mode="webhook").count() == 1
+
+
+def test_a_valid_token_never_reaches_a_log_line(client, sm8_hooked, caplog):
+    """A 400 after the token checked out (a malformed body) makes Django log the request's
+    path, which holds the token: the logging filter redacts it, in text and in JSON lines,
+    and gunicorn's access log line too."""
+    from types import SimpleNamespace
+
+    from pythonjsonlogger.json import JsonFormatter
+
+    from config.gunicorn_logging import RedactingLogger
+
+    with caplog.at_level(logging.INFO):
+        response = client.post(url(sm8_hooked), b"{not json", content_type="application/json")
+    assert response.status_code == 400
+    django_lines = [r for r in caplog.records if r.name == "django.request"]
+    assert django_lines, "Django logs a 4xx with its path"
+    formatter = JsonFormatter("%(message)s")
+    for record in caplog.records:
+        assert TOKEN not in record.getMessage()
+        assert TOKEN not in formatter.format(record)
+    assert "[redacted]" in django_lines[0].getMessage()
+
+    cfg = SimpleNamespace(
+        access_log_format='%(h)s "%(r)s" %(s)s %(U)s',
+        errorlog="-",
+        loglevel="info",
+        accesslog=None,
+        syslog=False,
+        capture_output=False,
+        logconfig=None,
+        logconfig_dict={},
+        logconfig_json=None,
+        disable_redirect_access_to_syslog=False,
+        user=0,
+        group=0,
+        umask=0,
+        syslog_addr=None,
+        syslog_prefix=None,
+        syslog_facility="user",
+        dogstatsd_tags="",
+        statsd_prefix="",
+    )
+    path = url(sm8_hooked)
+    atoms = RedactingLogger(cfg).atoms(
+        SimpleNamespace(status="400 Bad Request", response_length=0, headers=[], sent=0),
+        SimpleNamespace(method="POST", uri=path, path=path, query="", version=(1, 1), headers=[]),
+        {
+            "REQUEST_METHOD": "POST",
+            "RAW_URI": path,
+            "PATH_INFO": path,
+            "QUERY_STRING": "",
+            "SERVER_PROTOCOL": "HTTP/1.1",
+            "REMOTE_ADDR": "127.0.0.1",
+        },
+        SimpleNamespace(seconds=0, microseconds=1000, total_seconds=lambda: 0.001),
+    )
+    assert TOKEN not in atoms["r"] and TOKEN not in atoms["U"]
+    assert "[redacted]" in atoms["r"]
