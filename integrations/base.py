@@ -71,7 +71,8 @@ class ExternalClient(ExternalRecord):
     email: str = ""
     phone: str = ""
     address: str = ""
-    # A ServiceM8 site is a child company; ServiceTitan's merged customers point at the survivor.
+    # The head office of a site (a ServiceM8 child company): its client users see this client's
+    # jobs too. Never a merge (ServiceTitan's `mergedToId` stays in `raw`).
     parent_external_id: str | None = None
 
 

@@ -215,6 +215,12 @@ class Client(SyncedModel):
     phone = models.CharField(max_length=50, blank=True)
     address = models.TextField(blank=True)
     is_active = models.BooleanField(default=True)
+    # A site's head office (ServiceM8 `parent_company_uuid`): the head office's client users
+    # also see its sites' jobs and quotes (portal.selectors). Not set for ServiceTitan's
+    # merged customers (`mergedToId`): sync.writers keeps merges out of it.
+    parent = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="sites"
+    )
 
     class Meta(SyncedModel.Meta):
         ordering = ["name"]

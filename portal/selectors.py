@@ -2,6 +2,12 @@
 tenancy rule lives in one place:
 
 - a client user sees the Clients they belong to (ClientMembership), and those clients' jobs;
+  a head office's client users also see its live sites (`Client.parent`, ServiceM8's
+  `parent_company_uuid`) and their jobs, never the other way round: a site's users do not
+  see the head office. (A ServiceTitan merge is not a site: its mapping sets no parent.)
+  Sites are read into the same id list as the memberships, by one query on the indexed
+  `parent_id`; a site linked or unlinked by a sync shows within SCOPE_CACHE_SECONDS in the
+  API (the portal's pages read the scope per request);
 - a company's team members (TeamMembership) see everything of their company's integrations;
 - superusers (Fieldbridge operators) see everything.
 
@@ -51,8 +57,18 @@ def user_scope_invalidate() -> None:
 def _user_scope_query(user: User) -> Scope:
     from integrations.models import Integration
 
+    member_of = user_client_ids(user)
+    # The user's clients and the live sites of those clients, in one query.
+    client_ids = (
+        Client.objects.filter(
+            Q(pk__in=member_of)
+            | Q(parent_id__in=member_of, remote_deleted_at__isnull=True, is_active=True)
+        )
+        .order_by()
+        .values_list("pk", flat=True)
+    )
     return Scope(
-        client_ids=tuple(user_client_ids(user).values_list("client_id", flat=True)),
+        client_ids=tuple(client_ids),
         integration_ids=tuple(
             Integration.objects.filter(company_id__in=user_company_ids(user)).values_list(
                 "id", flat=True

@@ -128,7 +128,15 @@ class Sink:
 
 
 SINKS: tuple[Sink, ...] = (
-    Sink(ExternalClient, Client, ("name", "kind", "email", "phone", "address")),
+    # A site names its head office (ServiceM8 `parent_company_uuid`): a page is written head
+    # offices first (`_generations`), and a site whose head office is not synced yet is held
+    # and retried like any record whose parent is missing, never dropped.
+    Sink(
+        ExternalClient,
+        Client,
+        ("name", "kind", "email", "phone", "address"),
+        (Parent("parent_id", "parent_external_id", Client),),
+    ),
     Sink(
         ExternalStaff,
         Staff,
@@ -445,7 +453,7 @@ def _generations(sink: Sink, batch: list[ExternalRecord]) -> list[list[ExternalR
     if not own:
         return [batch]
     attr = own[0].attr
-    pending = {r.external_id: r for r in batch}
+    pending = _newest(batch)  # (a record listed twice in the page: its newest copy wins)
     generations: list[list[ExternalRecord]] = []
     while pending:
         ready = [r for r in pending.values() if getattr(r, attr) not in pending]

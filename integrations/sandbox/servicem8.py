@@ -1095,6 +1095,8 @@ class ServiceM8Api(ProviderApi):
             self.store.upsert(collection, record_id, data, active=active, modified_us=now)
             self.app.stats.write_applied(PROVIDER, f"{obj}/{record_id}")
             self._after_write(account.uuid, obj, [data], now)
+            changed = hooks.changed_fields(None, data, was_active=False, active=active)
+            hooks.notify_change(self, request, account.uuid, obj, record_id, changed, now)
         return json_response(RESULT_OK, 200, {"x-record-uuid": record_id})
 
     def update_record(self, request: Request, obj: str, uuid: str) -> Response:
@@ -1139,6 +1141,8 @@ class ServiceM8Api(ProviderApi):
             self.store.upsert(collection, record_id, data, active=active, modified_us=now)
             self.app.stats.write_applied(PROVIDER, f"{obj}/{record_id}")
             self._after_write(account.uuid, obj, [old, data], now)
+            changed = hooks.changed_fields(old, data, was_active=bool(record.active), active=active)
+            hooks.notify_change(self, request, account.uuid, obj, record_id, changed, now)
         return json_response(RESULT_OK)
 
     def delete_record(self, request: Request, obj: str, uuid: str) -> Response:
@@ -1164,6 +1168,8 @@ class ServiceM8Api(ProviderApi):
             self.store.set_active(collection, record_id, False, modified_us=now)
             self.app.stats.write_applied(PROVIDER, f"{obj}/{record_id}")
             self._after_write(account.uuid, obj, [record.data], now)
+            changed = ["active", "edit_date"]
+            hooks.notify_change(self, request, account.uuid, obj, record_id, changed, now)
         return json_response(RESULT_OK)
 
     # --- OAuth 2.0 -----------------------------------------------------------------------------

@@ -28,11 +28,24 @@ Written from ServiceM8's webhook documentation, independently of the client (STY
   subscription of this app. [3p: not in the docs we hold; a client pinned against the live
   API uses exactly this form.]
 - Objects: any object the sandbox emulates may be subscribed; ``fields`` must be non-empty.
+- Change notices: "the payload only says which fields changed on which record" [doc:
+  overview; NOTES.md §1]: a JSON POST ``{"object", "entry": [{"uuid", "changed_fields",
+  "time"}], "resource_url"}`` [doc: community thread 1095, NOTES.md §1]. The sandbox sends
+  one to each active subscription of the written object whose ``fields`` include one of the
+  fields the write changed (``edit_date`` changes with every write, ``active`` with a delete
+  or restore; a create changes every field it sets), after each create, update or delete
+  through the REST API (``notify_change``). ``time`` is the write's ``edit_date`` (account
+  local time, no zone), ``resource_url`` the record's REST URL on this sandbox. Delivery is
+  best effort, in a background thread, with the same 10 s timeout as the challenge; a failed
+  delivery is dropped (the docs' deactivation after repeated failures is not emulated).
+  Writes through the control API (``/_sandbox/records``) and the job total the sandbox
+  recomputes after a jobmaterial write send none.
 """
 
 from __future__ import annotations
 
 import secrets
+import threading
 import uuid as uuid_lib
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -49,6 +62,7 @@ if TYPE_CHECKING:
 PROVIDER = "servicem8"
 COLLECTION = "webhook_subscription"
 CHALLENGE_TIMEOUT = 10.0
+NOTICE_TIMEOUT = 10.0
 STATUSES = ("active", "inactive", "all")
 OK = {"success": True}
 
@@ -177,3 +191,68 @@ def delete_subscription(api: ServiceM8Api, request: Request, uuid: str) -> Respo
     api.store.upsert(collection, record.id, {**record.data, "deleted": True}, active=False)
     api.app.stats.write_applied(PROVIDER, f"webhook_subscriptions/{record.id}")
     return json_response(OK)
+
+
+def changed_fields(
+    old: dict[str, Any] | None, new: dict[str, Any], *, was_active: bool, active: bool
+) -> list[str]:
+    """The field names a write changed: all that a create sets, the differing ones of an
+    update, plus ``edit_date`` (new on every write) and ``active`` when it flipped."""
+    if old is None:
+        names = set(new) | {"active"}
+    else:
+        names = {k for k in set(old) | set(new) if old.get(k) != new.get(k)}
+        if was_active != active:
+            names.add("active")
+    return sorted(names | {"edit_date"})
+
+
+def notify_change(
+    api: ServiceM8Api,
+    request: Request,
+    account_uuid: str,
+    obj: str,
+    record_id: str,
+    fields: list[str],
+    modified_us: int,
+) -> None:
+    """Send the change notice of one written record to every matching subscription of the
+    account (in a background thread: the write's answer never waits for a callback)."""
+    from integrations.sandbox.servicem8 import API_PREFIX, _zone, render_edit_date
+
+    wanted = set(fields)
+    callbacks = sorted(
+        {
+            record.data["callback_url"]
+            for record in api.store.iter_keyset(Collection(PROVIDER, account_uuid, COLLECTION))
+            if record.active
+            and not record.data.get("deleted")
+            and record.data.get("object") == obj
+            and wanted & set(record.data.get("fields") or ())
+        }
+    )
+    if not callbacks:
+        return
+    body = {
+        "object": obj,
+        "entry": [
+            {
+                "uuid": record_id,
+                "changed_fields": fields,
+                "time": render_edit_date(modified_us, _zone(account_uuid)),
+            }
+        ],
+        "resource_url": f"{request.host_url.rstrip('/')}{API_PREFIX}/{obj}/{record_id}.json",
+    }
+    thread = threading.Thread(
+        target=_deliver, args=(callbacks, body), name="sm8-webhook-notice", daemon=True
+    )
+    thread.start()
+
+
+def _deliver(callbacks: list[str], body: dict[str, Any]) -> None:
+    for callback in callbacks:
+        try:
+            requests.post(callback, json=body, timeout=NOTICE_TIMEOUT, allow_redirects=False)
+        except requests.RequestException:
+            continue  # best effort: ServiceM8 would retry, then deactivate; we drop it

@@ -51,6 +51,7 @@ from tests.integrations.sandbox.test_spec_conformance import (
     ST_MODULE_SPECS,
     _as_spec,
 )
+from tests.integrations.spec_query import assert_query_declared
 
 HERE = Path(__file__).resolve().parent
 SM8 = "https://api.servicem8.com/api_1.0"
@@ -378,18 +379,18 @@ def test_servicem8_quote_status_table(status, quote_sent, quote_date, expected):
         assert [(q.status, q.provider_status) for q in quotes] == [(expected, status)]
 
 
-def test_servicem8_materials_keep_the_displayed_amounts():
+def test_servicem8_materials_are_ex_tax():
     provider = sm8()
     inclusive = fixture("servicem8", "jobmaterial__tax_inclusive")
     line = provider.map_record("materials", copy.deepcopy(inclusive))
     assert isinstance(line, ExternalJobMaterial) and line.raw == inclusive
     assert line.job_external_id == line.quote_external_id == inclusive["job_uuid"]
     assert line.name == "Standard Labour (per hour)" and line.sort_order == 1
-    # Shown GST-inclusive: 1.5 h x $132.00 (the ex-tax `price`, $120.00, stays in raw).
+    # Shown GST-inclusive ($132.00, kept in raw), mapped ex-tax: 1.5 h x the `price`, $120.00.
     assert (line.quantity, line.unit_price, line.total) == (
         Decimal("1.5"),
-        Decimal("132.00"),
-        Decimal("198.00"),
+        Decimal("120.00"),
+        Decimal("180.00"),
     )
     assert not line.deleted and line.remote_updated_at == utc(2026, 2, 11, 22, 57, 10)
 
@@ -411,6 +412,12 @@ def test_servicem8_material_without_a_displayed_amount_uses_the_price():
     raw.update(displayed_amount="", quantity="2", price="10.005")
     line = sm8().map_record("materials", raw)
     assert line.unit_price == Decimal("10.005") and line.total == Decimal("20.01")
+
+
+def test_servicem8_material_without_a_price_uses_the_displayed_amount():
+    raw = fixture("servicem8", "jobmaterial__tax_exclusive_deleted")
+    raw.update(price="", quantity="2", displayed_amount="10.50")
+    assert sm8().map_record("materials", raw).total == Decimal("21.00")
 
 
 def test_servicem8_unmappable_record_raises_and_keeps_its_id():
@@ -758,6 +765,8 @@ def _record_exchanges(provider) -> list[requests.Response]:
 def _check_against_spec(openapi: OpenAPI, response: requests.Response, host: str, strip: str):
     request, spec_response = _as_spec(response, host, strip)
     openapi.validate_request(request)
+    if "servicetitan" in host:  # ServiceM8's spec lacks its paging/filter parameters
+        assert_query_declared(openapi, request)
     if response.status_code == 200:
         openapi.validate_response(request, spec_response)
 

@@ -198,7 +198,9 @@ def test_servicetitan_pages_with_app_key_and_client_credentials():
     assert parse_qs(urlsplit(calls[1].request.url).query)["page"] == ["2"]
     assert calls[0].request.headers["ST-App-Key"] == "ak1"
     assert calls[0].request.headers["Authorization"] == "Bearer st-token"
-    assert client.external_id == "7" and client.deleted and client.parent_external_id == "9"
+    assert client.external_id == "7" and client.deleted
+    # A merge is not a site: the survivor stays in raw only (no visibility through a parent).
+    assert client.parent_external_id is None and client.raw["mergedToId"] == 9
     assert client.address == "2 Elm B, Austin, TX, 78701, USA"
     assert client.remote_updated_at == datetime(2026, 2, 1, 10, tzinfo=UTC)
 

@@ -210,7 +210,10 @@ def job_to_records(
     (same external_id). `total_invoice_amount` ("the total amount to be invoiced", read only;
     tax included) is the job's revenue and the quote's total. ServiceM8 gives no ex-tax
     subtotal or tax on the job, so the quote's `subtotal`/`tax_total` stay 0 rather than being
-    guessed: the job's `jobmaterial`s carry the per-line amounts."""
+    guessed: its line items (the job's `jobmaterial`s) are ex-tax (jobmaterial_to_material),
+    so `prices_include_tax` is False and quotes.selectors.quote_amounts derives
+    subtotal = the items' sum and tax = total - subtotal, whether the account shows its
+    prices tax-inclusive or not (the total is tax-inclusive either way)."""
     base = _base(raw, tz)
     description = (raw.get("job_description") or "").strip()
     status_text = _text(raw, "status")
@@ -242,6 +245,7 @@ def job_to_records(
         status=quote_status(raw),
         provider_status=status_text,
         total=total,
+        prices_include_tax=False,  # the line items are ex-tax, the total tax-inclusive
         sent_at=parse_local_datetime(raw.get("quote_sent_stamp"), tz),
         **extra,
     )
@@ -251,16 +255,21 @@ def job_to_records(
 def jobmaterial_to_material(raw: dict, *, tz: ZoneInfo) -> ExternalJobMaterial:
     """A `jobmaterial`: a line of a job and, the job being the quote, of its quote.
 
-    Amounts are kept as ServiceM8 shows them on the quote or invoice. `displayed_amount` is
-    "the unit price amount as displayed", tax-inclusive when `displayed_amount_is_tax_inclusive`
-    is "1" and ex-tax otherwise, while `price` is always the ex-tax unit price (spec:
-    JobMaterial). So `unit_price` is `displayed_amount` (falling back to `price` when it is
-    empty) and `total` is quantity × that, rounded to the cent: both inclusive or both
-    exclusive, as the flag in `raw` says, and no tax is computed here.
+    Amounts are ex-tax, on every account. `price` is "the unit price of the material excluding
+    tax" (kept consistent with tax-inclusive pricing by ServiceM8 itself), while
+    `displayed_amount` is "the unit price amount as displayed", tax-inclusive when
+    `displayed_amount_is_tax_inclusive` is "1" and ex-tax otherwise (spec: JobMaterial). Mixing
+    the two made a quote's subtotal part inclusive, part not, and its tax 0: so `unit_price` is
+    `price` (falling back to `displayed_amount` only when `price` is empty, which ServiceM8
+    does not send: it keeps `price` in step) and `total` is quantity × that, rounded to the
+    cent. The displayed
+    amount, its flag and `tax_rate_uuid` stay in `raw`; the quote's tax is its tax-inclusive
+    total minus the sum of these lines (quotes.selectors.quote_amounts).
     """
     quantity = as_decimal(raw.get("quantity") or "1")
+    price = raw.get("price")
     shown = raw.get("displayed_amount")
-    unit_price = as_decimal(shown if str(shown or "").strip() else raw.get("price"))
+    unit_price = as_decimal(price if str(price or "").strip() else shown)
     sort_order = _text(raw, "sort_order")
     job_uuid = raw["job_uuid"]
     return ExternalJobMaterial(

@@ -113,13 +113,14 @@ def customer_to_client(raw: dict) -> ExternalClient:
     kind = {"residential": "residential", "commercial": "commercial"}.get(
         str(raw.get("type") or "").lower(), "unknown"
     )
-    merged_to = raw.get("mergedToId")
+    # A merged customer's `mergedToId` (the survivor) is NOT a head office: it stays in `raw`
+    # only. `parent_external_id` means "this client is a site of that one", which gives the
+    # parent's client users this client's jobs and quotes (portal.selectors.user_scope).
     return ExternalClient(
         **_base(raw),
         name=(raw.get("name") or "").strip() or "(no name)",
         kind=kind,
         address=_address(raw.get("address")),
-        parent_external_id=str(merged_to) if merged_to else None,
     )
 
 
