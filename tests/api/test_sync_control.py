@@ -87,9 +87,18 @@ def test_each_action_maps_to_the_providers_entities(integration):
     st = factories.IntegrationFactory(company=integration.company, provider="servicetitan")
     expected = {
         ("servicem8", "sync_companies"): ["clients", "contacts"],
-        ("servicem8", "sync_jobs"): ["staff", "jobs", "activities", "materials", "attachments"],
+        ("servicem8", "sync_jobs"): [
+            "staff",
+            "jobs",
+            "job_contacts",
+            "activities",
+            "materials",
+            "attachments",
+            "notes",
+        ],
         ("servicem8", "sync_quotes"): ["jobs", "materials"],  # a ServiceM8 quote is a job
-        ("servicetitan", "sync_companies"): ["clients", "contacts"],  # contact methods
+        # contact methods
+        ("servicetitan", "sync_companies"): ["clients", "locations", "contacts"],
         ("servicetitan", "sync_jobs"): ["staff", "jobs", "appointments"],
         ("servicetitan", "sync_quotes"): ["quotes"],
     }
