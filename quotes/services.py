@@ -223,7 +223,7 @@ def _decide(
                 action="quote.decide",
                 aggregate_type="quote",
                 aggregate_id=str(quote.pk),
-                payload=_payload(quote, record, approved, partial, user),
+                payload=_payload(quote, record, approved, partial, user, shown=items),
                 idempotency_key=f"quote-decision:{record.pk}",
             )
             record.save(update_fields=["outbox_event", "updated_at"])
@@ -297,14 +297,27 @@ def _local_status(decision: str, partial: bool) -> str:
 
 
 def _payload(
-    quote: Quote, record: QuoteDecision, approved: list[QuoteLineItem], partial: bool, user: User
+    quote: Quote,
+    record: QuoteDecision,
+    approved: list[QuoteLineItem],
+    partial: bool,
+    user: User,
+    *,
+    shown: list[QuoteLineItem],
 ) -> dict:
-    """What every provider's `quote.decide` action receives (provider ids, never ours)."""
+    """What every provider's `quote.decide` action receives (provider ids, never ours).
+
+    `shown_line_item_ids`: the quote's live line items when the client decided (what they were
+    shown); a partial approval sets aside only shown items not approved, never items the
+    provider gained since. Events queued before this key existed lack it (providers then act
+    on every item not approved).
+    """
     return {
         "decision": record.decision,
         "quote_external_id": quote.external_id,
         "quote_number": quote.number,
         "approved_line_item_ids": [i.external_id for i in approved] if partial else None,
+        "shown_line_item_ids": [i.external_id for i in shown],
         "approved_line_item_names": [i.name for i in approved],
         "notes": record.notes,
         "rejection_reason": record.rejection_reason,

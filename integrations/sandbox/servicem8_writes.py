@@ -43,9 +43,11 @@ and ``format: email``, ``enum`` and ``maxLength``. Decisions where the spec is s
 - ``active`` is not in the Create schemas but is writable (0/1, the read schema's type): the
   delete text above says records are restored by setting it to 1.
 - **Required** fields (``required`` of the Create schema: job ``status``, jobmaterial
-  ``quantity``, company ``name``) are enforced on create only. The spec reuses the Create schema
-  for updates, which would make ``status`` mandatory on every job update; updates are partial
-  (only the fields sent change), so a job update without ``status`` is accepted.
+  ``quantity``, company ``name``) are enforced on create and on update: the spec's update
+  operations take the same ``<Name>Create`` schema as their request body [spec:
+  ``/{object}/{uuid}.json`` post requestBody], ``required`` included, so e.g. renaming a job
+  material without its ``quantity`` is an invalid request. Updates are otherwise partial (only
+  the fields sent change; sending the current value of a required field changes nothing).
 
 Documented rules beyond the JSON schema (field descriptions in the spec):
 
@@ -395,8 +397,8 @@ def parse_write(schema: WriteSchema, body: Mapping[str, Any], *, creating: bool)
             out.ignored.append(key)
         else:
             out.changes[key] = int(value) if rule.type == "integer" else value
-    if creating:
-        out.errors.extend(f"{name}: required" for name in schema.required if name not in body)
+    # On update too: the spec's update body is the same Create schema (module docstring).
+    out.errors.extend(f"{name}: required" for name in schema.required if name not in body)
     return out
 
 

@@ -104,3 +104,38 @@ def test_two_simultaneous_decisions_change_the_provider_once(sm8_integration, sa
     assert outbox_relay() == 0  # nothing left to send
     applied = sandbox_stats(sandbox, "servicem8").get("writes_applied", {})
     assert applied.get(f"job/{quote.external_id}") == 1
+
+
+def test_a_partial_approval_leaves_items_added_after_the_client_saw_the_quote(
+    sm8_integration, sandbox
+):
+    """The decision carries the items the client was shown; a material added at ServiceM8
+    between the decision and its delivery is not set aside with the ones the client refused."""
+    import requests
+
+    sync_integration(integration_id=sm8_integration.pk, mode="full")
+    quote = awaiting_with_items(sm8_integration)[0]
+    user = factories.UserFactory()
+    ClientMembership.objects.create(user=user, client=quote.client)
+    items = list(quote.line_items.filter(remote_deleted_at__isnull=True).order_by("pk"))
+    kept = [item.pk for item in items[:-1]]
+
+    decision = quote_approve(user=user, quote_id=quote.pk, line_item_ids=kept)
+    payload = decision.outbox_event.payload
+    assert sorted(payload["shown_line_item_ids"]) == sorted(item.external_id for item in items)
+    later = requests.post(
+        f"{sandbox.url}/servicem8/api_1.0/jobmaterial.json",
+        json={"job_uuid": quote.external_id, "name": "Added later", "quantity": "1"},
+        headers={"X-Api-Key": "sm8-sandbox-api-key"},
+        timeout=10,
+    ).headers["x-record-uuid"]
+    assert outbox_relay() == 1
+    assert OutboxEvent.objects.get().status == "sent", OutboxEvent.objects.get().last_error
+
+    sync_integration(integration_id=sm8_integration.pk, mode="full")
+    live = set(
+        quote.line_items.filter(remote_deleted_at__isnull=True).values_list(
+            "external_id", flat=True
+        )
+    )
+    assert live == {item.external_id for item in items[:-1]} | {later}

@@ -9,10 +9,12 @@ import requests
 from django.db import connection, connections, transaction
 
 from config.celery import app
+from integrations.services import provider_for
 from sync.engine import sync_entity
 from sync.models import OutboxEvent
 from sync.outbox import outbox_claim, outbox_dead_replay, outbox_deliver, outbox_event_enqueue
 from tests.conftest import require_service
+from tests.integrations.sandbox import test_spec_conformance as conformance
 from tests.sync.conftest import sandbox_control, sandbox_stats, wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -236,3 +238,137 @@ def test_an_event_survives_a_broker_outage_and_a_worker_kill(
     assert event.attempts == 2
     assert applied(sandbox, quote["uuid"]) == 1  # the provider changed exactly once
     assert len(notes_for(sandbox, quote["uuid"])) == 1
+
+
+# --- every request of a decision is valid against the spec (quote.decide end to end) ------------
+
+KEY = {"X-Api-Key": "sm8-sandbox-api-key"}
+TARGETS = {"approve": "Work Order", "reject": "Unsuccessful"}
+specs = conformance.specs  # the module-scoped OpenAPI fixture
+
+
+def quote_with_materials(sandbox, at_least: int = 2) -> tuple[dict, list[dict]]:
+    """An open quote with `at_least` active materials (the seed has such quotes)."""
+    materials = requests.get(
+        f"{sandbox.url}{API}/jobmaterial.json",
+        params={"$filter": "active eq 1"},
+        headers=KEY,
+        timeout=10,
+    ).json()
+    jobs = requests.get(
+        f"{sandbox.url}{API}/job.json",
+        params={"$filter": "status eq 'Quote' and active eq 1"},
+        headers=KEY,
+        timeout=10,
+    ).json()
+    for job in jobs:
+        lines = [m for m in materials if m["job_uuid"] == job["uuid"]]
+        if len(lines) >= at_least:
+            return job, lines
+    raise AssertionError(f"the sandbox seed has no open quote with {at_least} materials")
+
+
+def material(sandbox, uuid: str) -> dict:
+    return requests.get(
+        f"{sandbox.url}{API}/jobmaterial/{uuid}.json", headers=KEY, timeout=10
+    ).json()
+
+
+@pytest.mark.filterwarnings("ignore:Unsupported scheme type:UserWarning")
+@pytest.mark.parametrize(
+    ("decision", "partial", "mode"),
+    [
+        ("approve", False, None),
+        ("approve", True, "remove"),
+        ("approve", True, "mark"),
+        ("reject", False, None),
+    ],
+)
+def test_every_decision_request_is_valid_against_the_spec(
+    sm8_integration, sandbox_clean, specs, decision, partial, mode
+):
+    openapi = specs[0]
+    if mode:
+        sm8_integration.config = {**sm8_integration.config, "unapproved_items": mode}
+        sm8_integration.save(update_fields=["config"])
+    quote, lines = quote_with_materials(sandbox_clean, at_least=3 if partial else 1)
+    kept, refused = lines[0], lines[1:]
+    payload = {
+        "decision": decision,
+        "quote_external_id": quote["uuid"],
+        "approved_line_item_ids": [kept["uuid"]] if partial else None,
+        "approved_line_item_names": [kept["name"]],
+        "shown_line_item_ids": [line["uuid"] for line in lines],
+        "notes": "Tuesday please",
+        "rejection_reason": "Too dear" if decision == "reject" else "",
+        "decided_by": "client@example.com",
+    }
+    # A material added at ServiceM8 after the client saw the quote: not theirs to refuse.
+    later = requests.post(
+        f"{sandbox_clean.url}{API}/jobmaterial.json",
+        json={"job_uuid": quote["uuid"], "name": "Added later", "quantity": "1", "price": "5"},
+        headers=KEY,
+        timeout=10,
+    ).headers["x-record-uuid"]
+    provider = provider_for(sm8_integration)
+    seen: list[requests.Response] = []
+    provider.get_client().session.hooks["response"].append(lambda r, *a, **k: seen.append(r))
+
+    result = provider.perform("quote.decide", payload, idempotency_key=f"spec-{decision}")
+    again = provider.perform("quote.decide", payload, idempotency_key=f"spec-{decision}")
+
+    assert result["status"] == TARGETS[decision] and again["already_done"] is True
+    writes = [(r.request.method, r.request.path_url.split("?")[0]) for r in seen]
+    assert ("POST", f"{API}/job/{quote['uuid']}.json") in writes
+    assert ("POST", f"{API}/note.json") in writes
+    if partial:
+        assert result["set_aside"] == [line["uuid"] for line in refused]
+        method = "DELETE" if mode == "remove" else "POST"
+        for line in refused:
+            assert writes.count((method, f"{API}/jobmaterial/{line['uuid']}.json")) == 1
+            after = material(sandbox_clean, line["uuid"])
+            if mode == "remove":
+                assert str(after["active"]) == "0"
+            else:
+                assert after["name"] == "[Not approved] " + line["name"]
+                assert after["quantity"] == line["quantity"] and str(after["active"]) == "1"
+        assert material(sandbox_clean, kept["uuid"])["name"] == kept["name"]
+    untouched = material(sandbox_clean, later)
+    assert untouched["name"] == "Added later" and str(untouched["active"]) == "1"
+    for response in seen:
+        request, spec_response = conformance._as_spec(
+            response, "https://api.servicem8.com", "/servicem8"
+        )
+        body = response.request.body or b""
+        request.body = body.encode() if isinstance(body, str) else body
+        request.content_type = response.request.headers.get("Content-Type", "application/json")
+        openapi.validate_request(request)
+        openapi.validate_response(request, spec_response)
+
+
+def test_an_unknown_unapproved_items_setting_dead_letters_with_its_field_error(
+    sm8_integration, sandbox_clean
+):
+    sm8_integration.config = {**sm8_integration.config, "unapproved_items": "hide"}
+    sm8_integration.save(update_fields=["config"])
+    quote, lines = quote_with_materials(sandbox_clean, at_least=2)
+    with transaction.atomic():
+        event = outbox_event_enqueue(
+            integration=sm8_integration,
+            action="quote.decide",
+            aggregate_type="quotes.QuoteDecision",
+            aggregate_id="2",
+            payload={
+                "decision": "approve",
+                "quote_external_id": quote["uuid"],
+                "approved_line_item_ids": [lines[0]["uuid"]],
+                "shown_line_item_ids": [line["uuid"] for line in lines],
+            },
+            idempotency_key=f"decision-{quote['uuid']}-hide",
+        )
+    event = outbox_deliver(event_id=event.pk)
+    assert event.status == "dead" and event.attempts == 1
+    assert list(event.field_errors) == ["unapproved_items"]
+    assert "remove, mark" in event.field_errors["unapproved_items"][0]
+    assert job_status(sandbox_clean, quote["uuid"]) == "Quote"
+    assert all(str(material(sandbox_clean, m["uuid"])["active"]) == "1" for m in lines)

@@ -4,10 +4,20 @@ A ServiceM8 quote is a job with status "Quote" (NOTES.md §1):
 - approve: `POST /job/{uuid}.json {"status": "Work Order"}`, plus a job note listing the
   approved items and the client's notes (`POST /note.json`, related_object "job");
   a partial approval first removes (`DELETE /jobmaterial/{uuid}.json`, a soft delete) or marks
-  (renames "[Not approved] …") the materials the client did not approve (the payload's
-  `approved_line_item_ids` are ServiceM8 jobmaterial uuids; an empty list is refused), as
-  the business configures (`Integration.config["unapproved_items"]`: "remove", the default,
-  or "mark");
+  (`POST /jobmaterial/{uuid}.json`, renamed "[Not approved] …") the materials the client did
+  not approve, as the business configures (`Integration.config["unapproved_items"]`: "remove",
+  the default, or "mark"; any other value is refused with field_errors["unapproved_items"]).
+  The update body is the JobMaterialCreate schema [spec: `/jobmaterial/{uuid}.json` post
+  requestBody], whose `required` is ["quantity"] ("This field is mandatory and cannot be
+  empty" [spec: JobMaterialCreate.quantity]): a mark therefore sends the name together with the
+  material's current quantity and job_uuid (read from the list just before), changing neither;
+  the name is cut at 500 characters [spec: JobMaterialCreate.name maxLength].
+  Which materials: the payload's `approved_line_item_ids` (jobmaterial uuids; an empty list is
+  refused) and `shown_line_item_ids` (the quote's live line items when the client decided,
+  quotes/services.py). Only shown-but-not-approved materials are set aside: one shown but gone
+  since is already gone, one added at ServiceM8 after the client saw the quote is left alone.
+  An event queued before `shown_line_item_ids` existed sets aside every active material not
+  approved, as it did then;
 - reject: `{"status": "Unsuccessful"}`, plus a note with the reason.
 
 Exactly once: the outbox may deliver an event again after a crash in which the write landed
@@ -49,6 +59,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from integrations.exceptions import (
     ProviderConflictError,
     ProviderError,
+    ProviderMalformedResponseError,
     ProviderNotFoundError,
     ProviderValidationError,
 )
@@ -57,6 +68,11 @@ if TYPE_CHECKING:
     from integrations.providers.servicem8.provider import ServiceM8Provider
 
 NOT_APPROVED_PREFIX = "[Not approved] "
+# Integration.config["unapproved_items"]: what a partial approval does with the rest.
+UNAPPROVED_ITEMS_MODES = ("remove", "mark")
+DEFAULT_UNAPPROVED_ITEMS = "remove"
+# JobMaterialCreate.name maxLength [spec].
+MATERIAL_NAME_MAX = 500
 TARGET = {"approve": "Work Order", "reject": "Unsuccessful"}
 # Statuses in which a decision already took effect (ServiceM8 moves on from Work Order).
 DONE = {"approve": {"Work Order", "Completed"}, "reject": {"Unsuccessful"}}
@@ -108,6 +124,48 @@ def _get(provider: ServiceM8Provider, obj: str, uuid: str) -> dict:
     return record
 
 
+def unapproved_items_errors(value) -> dict[str, list[str]]:
+    """Field errors for an `unapproved_items` setting (empty when it is usable); None = unset."""
+    if value is None or value in UNAPPROVED_ITEMS_MODES:
+        return {}
+    return {
+        "unapproved_items": [
+            f"Choose one of {', '.join(UNAPPROVED_ITEMS_MODES)} (not {value!r}): what a partial "
+            "approval does with the items the client did not approve."
+        ]
+    }
+
+
+def unapproved_items_mode(provider: ServiceM8Provider, payload: dict) -> str:
+    """The payload's `unapproved_items`, else the integration's, else "remove"; anything but
+    "remove" or "mark" is refused (never silently taken to mean "remove")."""
+    mode = payload.get("unapproved_items")
+    if mode in (None, ""):
+        mode = provider.context.config.get("unapproved_items")
+    if mode in (None, ""):
+        return DEFAULT_UNAPPROVED_ITEMS
+    errors = unapproved_items_errors(mode)
+    if errors:
+        raise ProviderValidationError(
+            f"servicem8: unapproved_items {mode!r} is not supported; set the integration's "
+            f"unapproved_items to one of {', '.join(UNAPPROVED_ITEMS_MODES)}",
+            provider=provider.key,
+            field_errors=errors,
+        )
+    return mode
+
+
+def _records(provider: ServiceM8Provider, path: str, params: dict) -> list[dict]:
+    """A list endpoint's answer, which must be a JSON array (of objects)."""
+    records = provider.get_client().get(path, params=params, use_cache=False).json()
+    if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
+        raise ProviderMalformedResponseError(
+            f"servicem8: {path} did not return a list of records",
+            provider=provider.key,
+        )
+    return records
+
+
 def _set_aside_unapproved(provider: ServiceM8Provider, job_uuid: str, payload: dict) -> list[str]:
     approved = set(payload.get("approved_line_item_ids") or [])
     if not approved:
@@ -116,27 +174,26 @@ def _set_aside_unapproved(provider: ServiceM8Provider, job_uuid: str, payload: d
             "servicem8: a partial approval needs the uuids of the approved jobmaterials",
             provider=provider.key,
         )
-    mode = payload.get("unapproved_items") or provider.context.config.get(
-        "unapproved_items", "remove"
-    )
+    mode = unapproved_items_mode(provider, payload)
+    shown = payload.get("shown_line_item_ids")
+    # Events queued before shown_line_item_ids existed: every material not approved, as then.
+    targets = None if shown is None else {str(i) for i in shown} - {str(i) for i in approved}
     client = provider.get_client()
-    materials = client.get(
-        "jobmaterial.json",
-        params={"$filter": f"job_uuid eq '{job_uuid}'"},
-        use_cache=False,
-    ).json()
+    materials = _records(provider, "jobmaterial.json", {"$filter": f"job_uuid eq '{job_uuid}'"})
     set_aside = []
     for material in materials:
         uuid = material.get("uuid")
         if not uuid or uuid in approved or str(material.get("active", 1)) == "0":
             continue
+        if targets is not None and uuid not in targets:
+            continue  # added after the client saw the quote: not theirs to refuse
         if mode == "mark":
             name = material.get("name") or ""
             if not name.startswith(NOT_APPROVED_PREFIX):
                 client.request(
                     "POST",
                     f"jobmaterial/{uuid}.json",
-                    json_body={"name": (NOT_APPROVED_PREFIX + name)[:255]},
+                    json_body=_mark_body(provider, material),
                     idempotent=True,
                 )
         else:
@@ -146,6 +203,23 @@ def _set_aside_unapproved(provider: ServiceM8Provider, job_uuid: str, payload: d
                 pass  # removed already (a previous delivery)
         set_aside.append(uuid)
     return set_aside
+
+
+def _mark_body(provider: ServiceM8Provider, material: dict) -> dict:
+    """The JobMaterialCreate body renaming `material`: its quantity is required [spec]."""
+    quantity = material.get("quantity")
+    if not isinstance(quantity, str) or not quantity.strip():
+        raise ProviderMalformedResponseError(
+            f"servicem8: jobmaterial {material.get('uuid')} has no quantity to send back",
+            provider=provider.key,
+        )
+    body = {
+        "name": (NOT_APPROVED_PREFIX + (material.get("name") or ""))[:MATERIAL_NAME_MAX],
+        "quantity": quantity,
+    }
+    if material.get("job_uuid"):
+        body["job_uuid"] = str(material["job_uuid"])
+    return body
 
 
 def _note_text(payload: dict, set_aside: list[str]) -> str:
@@ -170,11 +244,7 @@ def _add_note_once(
 ) -> None:
     client = provider.get_client()
     tag = marker(idempotency_key)
-    notes = client.get(
-        "note.json",
-        params={"$filter": f"related_object_uuid eq '{job_uuid}'"},
-        use_cache=False,
-    ).json()
+    notes = _records(provider, "note.json", {"$filter": f"related_object_uuid eq '{job_uuid}'"})
     if any(tag in (note.get("note") or "") for note in notes):
         return
     client.request(

@@ -9,9 +9,11 @@ Endpoints (spec: servicetitan/tenant-salestech-v2.yml, tenant-jpm-v2.yml, tenant
 - partial approval: the Sales API can delete an estimate's items
   (`DELETE …/estimates/{id}/items/{itemId}`, Estimates_DeleteItem), so the items the client did
   not approve are deleted before the sale (the payload's `approved_line_item_ids` are
-  ServiceTitan estimate item ids; an empty list is refused). ServiceTitan sells every item of
-  an estimate, so ServiceM8's "mark" mode (keep and rename) would sell what the client refused:
-  it is refused here;
+  ServiceTitan estimate item ids; an empty list is refused). Only items the client was shown
+  (`shown_line_item_ids`) and did not approve are deleted; an item added to the estimate since
+  is left (events queued before that key existed: every item not approved). ServiceTitan
+  sells every item of an estimate, so ServiceM8's "mark" mode (keep and rename) would sell what
+  the client refused: it is refused here (field_errors["unapproved_items"]);
 - the client's notes / rejection reason: a note on the estimate's job
   (`POST /jpm/v2/tenant/{t}/jobs/{jobId}/notes`, `JobNoteCreateRequest {text}`). The 2022 sales
   spec has no note or comment on an estimate itself; an estimate without a job gets no note
@@ -40,10 +42,15 @@ Jobs (outbox actions `job.create` and `job.status`; spec: tenant-crm-v2.yml, ten
   priority, campaignId and appointments[]): the three references come from the payload's
   options (`business_unit_id`, `job_type_id`, `campaign_id`) or the integration config
   (`default_business_unit_id`, `default_job_type_id`, `default_campaign_id`); one missing is a
-  ProviderValidationError whose field_errors name it. Priority low/normal/high/urgent maps to
-  Crm.V2.Priority Low/Normal/High/Urgent. One appointment (AppointmentInformation {start, end}
-  required, UTC): the booking's scheduled start/end, also its arrival window; without a start,
-  tomorrow 08:00 in the integration's `timezone` (UTC if unset); without an end, start +
+  ProviderValidationError whose field_errors name it. Before anything is created the business
+  unit (`GET settings/…/business-units/{id}`) and job type (`GET jpm/…/job-types/{id}`) are
+  read; one missing or inactive is a ProviderValidationError naming `business_unit_id` /
+  `job_type_id`, and no customer or location is created. The campaign cannot be checked
+  first: the specs we hold have no campaigns GET (no marketing module). Priority
+  low/normal/high/urgent maps to Crm.V2.Priority Low/Normal/High/Urgent. One appointment
+  (AppointmentInformation {start, end} required, UTC): the booking's scheduled start/end,
+  also its arrival window; without a start, tomorrow 08:00 in the integration's `timezone`
+  (UTC if unset); without an end, start +
   `default_appointment_minutes` (120). `options.technician_ids` become its technicianIds.
 - Exactly once: the job carries `externalData` {applicationGuid: ours, externalData:
   [{key: "fieldbridge_booking", value: <booking reference>}]} (ExternalDataUpdateRequest).
@@ -126,7 +133,7 @@ def quote_decide(provider: ServiceTitanProvider, payload: dict, *, idempotency_k
     sold_by = None
     if done:
         if partial:
-            _check_sold_items(provider, estimate, approved)
+            _check_sold_items(provider, estimate, approved, payload)
     else:
         # Everything that can refuse the decision is checked before the first write.
         if decision == "approve":
@@ -201,15 +208,21 @@ def _sold_by(provider: ServiceTitanProvider) -> int:
     return technician_id
 
 
+# Integration.config["unapproved_items"]: only "remove" (a sale sells every item; see above).
+UNAPPROVED_ITEMS_MODES = ("remove",)
+
+
 def _approved_ids(provider: ServiceTitanProvider, payload: dict) -> set[str]:
     mode = payload.get("unapproved_items") or provider.context.config.get(
         "unapproved_items", "remove"
     )
-    if mode != "remove":
-        raise ProviderValidationError(
+    if mode not in UNAPPROVED_ITEMS_MODES:
+        message = (
             f"servicetitan: unapproved_items {mode!r} is not supported: selling an estimate "
-            "sells every item on it, so items the client did not approve are removed",
-            provider=provider.key,
+            "sells every item on it, so items the client did not approve are removed"
+        )
+        raise ProviderValidationError(
+            message, provider=provider.key, field_errors={"unapproved_items": [message]}
         )
     approved = {str(i) for i in payload.get("approved_line_item_ids") or []}
     if not approved:
@@ -237,14 +250,33 @@ def _unapproved_items(provider: ServiceTitanProvider, estimate: dict, payload: d
             f"{', '.join(sorted(missing))}; it changed since the client decided",
             provider=provider.key,
         )
-    return [item_id for item_id in present if item_id not in approved]
+    refused = _refused(payload, approved)
+    return [i for i in present if i not in approved and (refused is None or i in refused)]
 
 
-def _check_sold_items(provider: ServiceTitanProvider, estimate: dict, approved: list) -> None:
+def _refused(payload: dict, approved) -> set[str] | None:
+    """The items the client saw and did not approve (`shown_line_item_ids` minus the approved
+    ones): only those are deleted; an item added to the estimate after the client saw it is
+    left. None for events queued before the payload carried `shown_line_item_ids` (then every
+    item not approved, as before)."""
+    shown = payload.get("shown_line_item_ids")
+    if shown is None:
+        return None
+    return {str(i) for i in shown} - {str(a) for a in approved or []}
+
+
+def _check_sold_items(
+    provider: ServiceTitanProvider, estimate: dict, approved: list, payload: dict
+) -> None:
     """An estimate already sold (a re-delivery, or sold in ServiceTitan meanwhile) must not
     carry items the client did not approve: we delete them before selling, so if some are
     there it was sold by someone else, and a person must look."""
-    extra = [i for i in _item_ids(estimate) if i not in {str(a) for a in approved or []}]
+    refused = _refused(payload, approved)
+    extra = [
+        i
+        for i in _item_ids(estimate)
+        if i not in {str(a) for a in approved or []} and (refused is None or i in refused)
+    ]
     if extra:
         raise ProviderConflictError(
             f"servicetitan: estimate {estimate['id']} was sold with item(s) the client did not "
@@ -341,6 +373,7 @@ def job_create(provider: ServiceTitanProvider, payload: dict, *, idempotency_key
     """Create the booking's job (find or create its customer and location first); see the
     module docstring. Returns {"job_id", "customer_id", "location_id", "created", …}."""
     request = _job_request(provider, payload)
+    _check_job_references(provider, request["references"])
     customer_id = _find_customer(provider, request)
     location_id = None
     if customer_id is not None:
@@ -372,6 +405,43 @@ def job_create(provider: ServiceTitanProvider, payload: dict, *, idempotency_key
     if not isinstance(created, dict) or not created.get("id"):
         raise ProviderError("servicetitan: the job create answer has no id", provider=provider.key)
     return _confirm_job(provider, created["id"], request, created=True)
+
+
+# Job reference -> (module, path, our option name, label) of its GET by id. Campaigns have
+# none: the specs we hold have no marketing module, so a wrong campaignId is only caught by
+# the job POST itself (whose 400 names it), after the customer and location exist.
+REFERENCE_LOOKUPS = {
+    "businessUnitId": ("settings", "business-units", "business_unit_id", "Business unit"),
+    "jobTypeId": ("jpm", "job-types", "job_type_id", "Job type"),
+}
+
+
+def _check_job_references(provider: ServiceTitanProvider, references: dict[str, int]) -> None:
+    """Read the business unit (`GET settings/…/business-units/{id}`, BusinessUnits_Get in
+    tenant-settings-v2.yml) and the job type (`GET jpm/…/job-types/{id}`, JobTypes_Get in
+    tenant-jpm-v2.yml) before anything is created: one that does not exist or is inactive is
+    a ProviderValidationError naming its option, so a bad reference never leaves an orphan
+    customer and location behind. Every reference is checked, and all failures reported."""
+    errors: dict[str, list[str]] = {}
+    for field, (module, path, option, label) in REFERENCE_LOOKUPS.items():
+        reference_id = references.get(field)
+        if reference_id is None:
+            continue
+        try:
+            record = provider.get_client().get_record(
+                provider.path(module, f"{path}/{reference_id}")
+            )
+        except ProviderNotFoundError:
+            record = None
+        if not isinstance(record, dict) or record.get("active") is False:
+            state = "does not exist" if not isinstance(record, dict) else "is inactive"
+            errors[option] = [f"{label} {reference_id} {state} in ServiceTitan."]
+    if errors:
+        raise ProviderValidationError(
+            f"servicetitan: the job cannot be created: check {', '.join(sorted(errors))}",
+            provider=provider.key,
+            field_errors=errors,
+        )
 
 
 def application_guid(provider: ServiceTitanProvider) -> str:

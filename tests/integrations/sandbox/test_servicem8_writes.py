@@ -23,6 +23,7 @@ from zoneinfo import ZoneInfo
 import pytest
 import requests
 from openapi_core import OpenAPI
+from openapi_core.exceptions import OpenAPIError
 from openapi_core.templating.paths.exceptions import PathNotFound
 from openapi_core.templating.responses.exceptions import ResponseNotFound
 from openapi_core.testing import MockRequest, MockResponse
@@ -403,12 +404,12 @@ def test_update_changes_only_the_fields_sent_and_bumps_edit_date(sm8, refs, obj)
     assert stats(sm8.root)["writes_applied"][f"{obj}/{uid}"] == 2
 
 
-def test_job_update_without_status_is_partial(sm8, refs):
-    """JobCreate (the update body too) requires ``status``; updates are partial, so the sandbox
-    accepts a body without it (the request is not spec-valid, the answer is)."""
+def test_job_update_is_partial_with_its_required_status(sm8, refs):
+    """JobCreate (the update body too) requires ``status``; sending the current one changes
+    only the other fields sent (a body without it: test_updates_need_the_create_schemas_...)."""
     uid = new_job(sm8, refs)
     response = sm8.update(
-        "job", uid, {"job_description": "Also check the hot water unit"}, spec="response"
+        "job", uid, {"status": "Quote", "job_description": "Also check the hot water unit"}
     )
     assert response.status_code == 200
     record = sm8.find("job", uid)
@@ -597,6 +598,27 @@ def test_invalid_update_changes_nothing(sm8, refs):
     moved = sm8.update("jobcontact", contact, {"job_uuid": new_job(sm8, refs)})
     assert moved.status_code == 400 and "job_uuid: cannot be changed once set" in moved.text
     assert stored(sm8.root, "job", uid)["modified"] == before["modified"]
+
+
+@pytest.mark.parametrize(
+    ("obj", "body", "message"),
+    [
+        ("jobmaterial", {"name": "[Not approved] Labour"}, "quantity: required"),
+        ("job", {"purchase_order_number": "PO-9"}, "status: required"),
+    ],
+)
+def test_updates_need_the_create_schemas_required_fields(sm8, refs, obj, body, message):
+    """The spec's update body is the <Name>Create schema, `required` included."""
+    job = new_job(sm8, refs)
+    uid = job if obj == "job" else sm8.create(obj, create_body(obj, refs, job))
+    before = stored(sm8.root, obj, uid)
+    refused = sm8.update(obj, uid, body, spec="response")
+    assert refused.status_code == 400 and message in refused.json()["message"]
+    with pytest.raises(OpenAPIError):  # the spec's validator refuses the request as well
+        sm8.check(refused, "valid")
+    assert stored(sm8.root, obj, uid) == before
+    required = {name: before["data"][name] for name in writes.WRITE_SCHEMAS[obj].required}
+    assert sm8.update(obj, uid, {**body, **required}).status_code == 200
 
 
 @pytest.mark.parametrize(
