@@ -104,6 +104,8 @@ def _help() -> str:
     # Providers register when the apps are ready, after this module may have been imported.
     return (
         f"A JSON object, stored encrypted and never shown again. {integration_credential_help()}."
+        ' Optional for webhooks: "webhook_secrets": ["path token", …]; ServiceTitan also'
+        ' "hmac_key": "…" or "webhook_hmac_keys": ["current", "previous"].'
     )
 
 
@@ -184,6 +186,23 @@ class IntegrationAdminForm(forms.ModelForm):
                 "cannot sync. Choose one of the available providers."
             ) from None
         return provider
+
+    def clean_config(self):
+        """The integration's settings, checked by its provider (`Provider.config_errors`):
+        e.g. `unapproved_items` must be a mode the provider's writer supports, or a typo would
+        only surface when a client's approval fails."""
+        config = self.cleaned_data.get("config")
+        provider = self.cleaned_data.get("provider") or self.instance.provider
+        if not isinstance(config, dict):
+            return config
+        try:
+            provider_class = registry.get(provider)
+        except UnknownProvider:
+            return config
+        errors = provider_class.config_errors(config)
+        if errors:
+            raise forms.ValidationError(" ".join(f"{k} {v}" for k, v in errors.items()))
+        return config
 
     def clean(self) -> dict:
         cleaned = super().clean()

@@ -6,7 +6,10 @@ Static strategies: `ApiKeyHeaderAuth` (ServiceM8 `X-Api-Key`, Housecall Pro `Tok
 
 OAuth2 strategies share `OAuth2Auth`, which does the token bookkeeping once for all grants:
 - the access token lives in a `TokenStore` cache every worker process sees (the Django cache on
-  Redis, encrypted), and is refreshed `refresh_margin` seconds (5 minutes) before it expires;
+  Redis, encrypted), and is refreshed `refresh_margin` seconds (5 minutes) before it expires,
+  or half its lifetime before when it lives 10 minutes or less (margin = min(refresh_margin,
+  expires_in / 2)): with a flat 5 minutes, a token issued for 300 s or less would count as
+  stale at once and every call would fetch a new one;
 - only one process refreshes at a time: the store's `locked()` holds a lock (the integration's
   database row) across "check the cache again, call the token endpoint, save";
 - a rotated refresh token is saved durably inside that lock, before the new access token is
@@ -185,8 +188,19 @@ class OAuth2Auth(Auth):
             token
             and token.get("access_token")
             and token["access_token"] != rejected
-            and float(token.get("expires_at") or 0) - self.refresh_margin > time.time()
+            and float(token.get("expires_at") or 0) - self.margin(token) > time.time()
         )
+
+    def margin(self, token: Mapping[str, Any]) -> float:
+        """Seconds before expiry at which a token counts as stale: `refresh_margin`, capped at
+        half the token's lifetime (`expires_in` as granted) when that is known."""
+        try:
+            lifetime = float(token.get("expires_in") or 0)
+        except (TypeError, ValueError):
+            lifetime = 0.0
+        if lifetime > 0:
+            return min(self.refresh_margin, lifetime / 2)
+        return self.refresh_margin
 
     def access_token(self, *, rejected: str | None = None) -> str:
         """A usable access token: cached if fresh, else obtained under the refresh lock."""
@@ -213,6 +227,8 @@ class OAuth2Auth(Auth):
                     provider=self.provider,
                 )
             token = {"access_token": new["access_token"], "expires_at": float(new["expires_at"])}
+            if new.get("expires_in"):
+                token["expires_in"] = new["expires_in"]
             rotated = self._persist(credentials, new)
             if not rotated:
                 # Nothing to commit: share the token at once, still under the lock, so the

@@ -413,6 +413,12 @@ class Provider:
         return None
 
     @classmethod
+    def config_errors(cls, config: Mapping[str, Any]) -> dict[str, str]:
+        """Check the integration's settings (Integration.config) when they are edited:
+        {setting: message} for each bad one. Default: nothing to check."""
+        return {}
+
+    @classmethod
     def credential_errors(cls, credentials: Mapping[str, Any]) -> dict[str, str]:
         """Shape check for saving credentials: {} when they fit one of the modes."""
         if cls.credential_mode(credentials):

@@ -233,6 +233,10 @@ def integration_test_connection(
 # -- credentials -------------------------------------------------------------------------------
 
 
+# Credentials that hold a list of secrets, current first, so one can be rotated.
+LIST_CREDENTIALS = frozenset({"webhook_secrets", "webhook_hmac_keys"})
+
+
 def integration_credential_errors(*, provider: str, credentials: Mapping[str, Any]) -> list[str]:
     """Why these credentials cannot work for the provider ([] when their shape fits one of its
     modes). Messages name the keys, never the values."""
@@ -245,8 +249,16 @@ def integration_credential_errors(*, provider: str, credentials: Mapping[str, An
     errors = [
         f"“{key}” must be a string, a number or true/false."
         for key, value in credentials.items()
-        if not isinstance(value, str | int | float | bool) and key != "webhook_secrets"
+        if not isinstance(value, str | int | float | bool) and key not in LIST_CREDENTIALS
     ]
+    # Rotatable secrets (webhook path tokens, ServiceTitan HMAC keys): a list of strings.
+    errors.extend(
+        f"“{key}” must be a list of non-empty strings."
+        for key, value in credentials.items()
+        if key in LIST_CREDENTIALS
+        and not isinstance(value, str)
+        and not (isinstance(value, list) and all(isinstance(v, str) and v for v in value))
+    )
     errors.extend(provider_class.credential_errors(credentials).values())
     return errors
 

@@ -1,7 +1,9 @@
 """Webhook endpoint and processing: `/webhooks/<provider>/<integration id>/[<token>/]`.
 
 The view verifies the delivery with the provider's handler (`integrations.webhooks`), stores
-each event once (unique on the provider's event id, so a redelivery is a no-op), queues the
+each event once per integration (the stored id is "<integration id>:<provider event id>", see
+`stored_event_id`, so a redelivery is a no-op while two tenants' events that share an id do
+not collide), queues the
 re-fetch when the transaction commits and answers at once: no provider call happens in the
 request. A bad signature or token gets 400 and a warning in the log; an event we do not sync
 is stored as ignored and acknowledged; a subscription challenge gets its answer.
@@ -14,6 +16,7 @@ secret when it is per integration), then the app-level settings the handler name
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import uuid
@@ -77,7 +80,7 @@ def webhook_events_record(
             ignored = f"Event for account {notice.account_id}, not this integration's."
         event, created = WebhookEvent.objects.get_or_create(
             provider=integration.provider,
-            external_event_id=notice.event_id.replace("\x00", "")[:255],
+            external_event_id=stored_event_id(integration=integration, event_id=notice.event_id),
             defaults={
                 "integration": integration,
                 "event_type": notice.event_type.replace("\x00", "")[:120],
@@ -102,6 +105,19 @@ def webhook_events_record(
             if not ignored:
                 transaction.on_commit(lambda event_id=event.pk: _queue(event_id), robust=True)
     return created_events
+
+
+def stored_event_id(*, integration: Integration, event_id: str) -> str:
+    """The dedupe key stored in WebhookEvent.external_event_id (unique per provider, 255
+    characters): the provider's event id scoped by our integration id, because a provider's
+    event ids need not be unique across its accounts (ServiceTitan's `eventId` is per tenant,
+    and two integrations may share a tenant or an app). One longer than the column is
+    replaced by its sha256 hex, still scoped."""
+    event_id = event_id.replace("\x00", "")
+    scoped = f"{integration.pk}:{event_id}"
+    if len(scoped) <= 255:
+        return scoped
+    return f"{integration.pk}:sha256:{hashlib.sha256(event_id.encode('utf-8')).hexdigest()}"
 
 
 # At most this many refused deliveries are recorded per integration and minute (a flood of
@@ -219,8 +235,12 @@ class WebhookView(View):
             path_token=token,
         )
         secrets = integration_webhook_secrets(integration=integration, handler=handler_class)
+        # A handler that checks per-integration keys beyond the path token (ServiceTitan's
+        # HMAC key) is built from the integration; the others take no arguments.
+        for_integration = getattr(handler_class, "for_integration", None)
+        handler = for_integration(integration) if for_integration else handler_class()
         try:
-            notices = handler_class().receive(incoming, secrets)
+            notices = handler.receive(incoming, secrets)
         except WebhookChallenge as challenge:
             return HttpResponse(challenge.response_body, content_type="text/plain")
         except WebhookVerificationError as exc:

@@ -168,3 +168,36 @@ def test_basic_plus_api_key():
         headers
     )
     assert headers == {"Authorization": "Basic dTpw", "X-Api-Key": "k"}
+
+
+@responses.activate
+@pytest.mark.parametrize("expires_in", [60, 300])
+def test_a_short_lived_token_is_reused_until_half_its_lifetime(expires_in):
+    """With expires_in <= 300 a flat 5-minute margin made every call fetch a token; the
+    margin is min(300, expires_in / 2)."""
+    for name in ("s1", "s2"):
+        responses.post(
+            TOKEN_URL, json={"access_token": name, "expires_in": expires_in, "token_type": "Bearer"}
+        )
+    store = MemoryTokenStore()
+    auth = ClientCredentialsAuth(
+        provider="servicetitan", store=store, token_url=TOKEN_URL, client_id="c", client_secret="s"
+    )
+    headers: dict = {}
+    for _ in range(3):
+        auth.apply(headers)
+    assert headers["Authorization"] == "Bearer s1"
+    assert len(responses.calls) == 1
+    assert auth.margin(store.cached) == expires_in / 2
+
+    store.cached["expires_at"] = time.time() + expires_in / 2 - 1  # inside the margin
+    auth.apply(headers)
+    assert headers["Authorization"] == "Bearer s2"
+    assert len(responses.calls) == 2
+
+
+def test_the_margin_stays_five_minutes_for_long_lived_or_unknown_lifetimes():
+    auth = ClientCredentialsAuth(provider="x", store=MemoryTokenStore(), token_url=TOKEN_URL)
+    assert auth.margin({"expires_in": 900}) == 300
+    assert auth.margin({}) == 300
+    assert auth.margin({"expires_in": "junk"}) == 300

@@ -290,3 +290,99 @@ def test_servicetitan_full_and_incremental_leave_an_equal_copy(st_integration, s
     runs = sync_integration(integration_id=st_integration.pk, mode="incremental")
     assert SyncRun.objects.get(pk=runs[0].pk).updated_count == 1
     assert differences(st_integration) == []
+
+
+def test_servicetitan_incremental_under_faults_leaves_an_equal_copy(st_integration, sandbox_clean):
+    """Issue #5 review: between the full and the incremental run, a 500 and records edited
+    mid-read (`mutate_during_sync`, with pages of 5 so that it fires), an estimate item deleted
+    (through the API's DELETE), an appointment rescheduled and a customer deactivated. The
+    incremental runs, a failed one retried as the engine would, end equal to the sandbox, both
+    through the provider (`differences`) and on raw key fields (`servicetitan_raw_differences`)."""
+    from portal.models import JobActivity
+    from sync.engine import sync_integration
+    from tests.sync.compare import servicetitan_raw_differences
+
+    st_integration.config = {**st_integration.config, "page_size": 5}
+    st_integration.save(update_fields=["config"])
+    runs = sync_integration(integration_id=st_integration.pk, mode="full")
+    assert all(SyncRun.objects.get(pk=r.pk).status == "success" for r in runs)
+    assert servicetitan_raw_differences(st_integration, sandbox_clean.url) == []
+
+    provider = provider_for(st_integration)
+    quote = next(
+        q
+        for q in Quote.objects.filter(
+            integration=st_integration, remote_deleted_at__isnull=True, provider_status="Open"
+        )
+        if len(q.raw.get("items") or ()) >= 2  # only an open estimate's items can go
+    )
+    item = quote.raw["items"][0]["id"]
+    provider.get_client().request(
+        "DELETE", provider.path("sales", f"estimates/{quote.external_id}/items/{item}")
+    )
+    activity = JobActivity.objects.filter(integration=st_integration).first()
+    new_start = activity.starts_at + timedelta(days=3, hours=2)
+    new_end = new_start + timedelta(hours=2)
+    sandbox_control(
+        sandbox_clean,
+        "records/servicetitan/appointments",
+        {
+            "id": activity.external_id,
+            "data": {
+                "start": new_start.isoformat().replace("+00:00", "Z"),
+                "end": new_end.isoformat().replace("+00:00", "Z"),
+            },
+        },
+    )
+    customer = Client.objects.filter(
+        integration=st_integration, remote_deleted_at__isnull=True
+    ).first()
+    requests.delete(
+        f"{sandbox_clean.url}/_sandbox/records/servicetitan/customers/{customer.external_id}",
+        timeout=10,
+    ).raise_for_status()
+    sandbox_control(
+        sandbox_clean,
+        "faults",
+        {
+            "mutate_during_sync": True,
+            # As many 500s as the HTTP layer's tries (RetryPolicy.attempts): the jobs run fails.
+            "queue": [{"status": 500, "method": "GET", "path": "*/jpm/v2/tenant/*/jobs"}] * 3,
+        },
+    )
+
+    entities = list(provider.entities)
+    statuses = []
+    for _attempt in range(3):  # the engine's beat runs again after a failed run
+        started = timezone.now()
+        sync_integration(integration_id=st_integration.pk, mode="incremental")
+        this_pass = {
+            run.entity: run.status
+            for run in SyncRun.objects.filter(
+                integration=st_integration, mode="incremental", started_at__gte=started
+            )
+        }
+        statuses.append([this_pass.get(e, "missing") for e in entities])
+        if all(s == "success" for s in statuses[-1]):
+            break
+    faults = sandbox_stats(sandbox_clean, "servicetitan").get("faults_injected", {})
+    assert faults.get("mutate_during_sync") and faults.get("queue") == 3, faults
+    assert statuses[0][entities.index("jobs")] == "failed", statuses  # the 500s failed it
+    assert len(statuses) >= 2, statuses  # and the next pass retried it
+    assert all(s == "success" for s in statuses[-1]), statuses
+    # Records edited during the last read are caught by the next poll, once the edits stop.
+    requests.delete(f"{sandbox_clean.url}/_sandbox/faults", timeout=10).raise_for_status()
+    runs = sync_integration(integration_id=st_integration.pk, mode="incremental")
+    assert all(SyncRun.objects.get(pk=r.pk).status == "success" for r in runs)
+
+    assert differences(st_integration) == []
+    assert servicetitan_raw_differences(st_integration, sandbox_clean.url) == []
+    quote.refresh_from_db()
+    assert item not in [i["id"] for i in quote.raw["items"]]
+    assert not QuoteLineItem.objects.filter(
+        quote=quote, external_id=str(item), remote_deleted_at__isnull=True
+    ).exists()
+    activity.refresh_from_db()
+    assert activity.starts_at == new_start
+    customer.refresh_from_db()
+    assert customer.remote_deleted_at is not None

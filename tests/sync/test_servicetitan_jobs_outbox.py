@@ -167,13 +167,26 @@ def test_a_second_booking_of_the_same_customer_reuses_customer_and_location(tita
 
 
 def test_a_bad_reference_comes_back_as_field_errors_on_the_event(titan, sandbox_clean):
-    booking = book(titan, options={"business_unit_id": 999_999, "campaign_id": 999_998})
+    """A wrong business unit or job type is read (GET by id) before anything is created: the
+    event names it and the sandbox gets no customer, location or job (issue #5 review)."""
+    booking = book(titan, options={"business_unit_id": 999_999, "job_type_id": 999_997})
     event = outbox_deliver(event_id=booking.outbox_event_id)
     assert event.status == "dead" and event.attempts == 1
-    assert "Business unit 999999" in event.field_errors["businessUnitId"][0]
-    assert "Campaign 999998" in event.field_errors["campaignId"][0]
+    assert "Business unit 999999 does not exist" in event.field_errors["business_unit_id"][0]
+    assert "Job type 999997 does not exist" in event.field_errors["job_type_id"][0]
     booking.refresh_from_db()
     assert booking.status == Booking.Status.FAILED
+    assert sandbox_stats(sandbox_clean, "servicetitan")["writes_total"] == 0
+    for prefix in ("customers/", "locations/", "jobs/"):
+        assert st_writes(sandbox_clean, prefix) == []
+
+
+def test_a_bad_campaign_is_named_by_the_job_post(titan, sandbox_clean):
+    """Campaigns have no GET in the specs we hold: the job POST's 400 names it."""
+    booking = book(titan, options={"campaign_id": 999_998})
+    event = outbox_deliver(event_id=booking.outbox_event_id)
+    assert event.status == "dead" and event.attempts == 1
+    assert "Campaign 999998" in event.field_errors["campaignId"][0]
     assert st_writes(sandbox_clean, "jobs/") == []
 
 

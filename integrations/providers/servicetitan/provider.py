@@ -357,6 +357,17 @@ class ServiceTitanProvider(Provider):
     cursor_lookback_seconds: ClassVar[int] = 300
 
     @classmethod
+    def config_errors(cls, config) -> dict[str, str]:
+        mode = config.get("unapproved_items")
+        if "unapproved_items" not in config or mode in writes.UNAPPROVED_ITEMS_MODES:
+            return {}
+        return {
+            "unapproved_items": f"must be one of: {', '.join(writes.UNAPPROVED_ITEMS_MODES)} "
+            f"(got {mode!r}); selling an estimate sells every item on it, so items the client "
+            "did not approve are removed first."
+        }
+
+    @classmethod
     def override_urls(cls, root: str) -> dict[str, str]:
         return {"api": f"{root}/servicetitan", "token": f"{root}/servicetitan-auth/connect/token"}
 
@@ -456,8 +467,11 @@ class ServiceTitanProvider(Provider):
     def _with_location_customers(self, contacts: list[dict]) -> list[dict]:
         """The page's location contacts, each with its location's `customerId` under
         `_customerId` (None when the location is not found): `locations?ids=…&active=Any`, 50
-        ids a call (the spec's maximum)."""
-        ids = sorted({int(c["locationId"]) for c in contacts if c.get("locationId") is not None})
+        ids a call (the spec's maximum). A contact whose `locationId` is not an integer (the
+        spec's type: Crm.V2.LocationsContactResponse.locationId, int64) is not looked up: it
+        keeps `_customerId` None and is mapped on its own, so one bad record never fails the
+        whole page."""
+        ids = sorted({i for c in contacts if (i := _int_id(c.get("locationId"))) is not None})
         customers: dict[int, int | None] = {}
         for start in range(0, len(ids), LOCATION_IDS_PER_CALL):
             chunk = ids[start : start + LOCATION_IDS_PER_CALL]
@@ -470,7 +484,8 @@ class ServiceTitanProvider(Provider):
                 for location in page:
                     customers[location.get("id")] = location.get("customerId")
         return [
-            {**c, refs.LOCATION_CUSTOMER_KEY: customers.get(c.get("locationId"))} for c in contacts
+            {**c, refs.LOCATION_CUSTOMER_KEY: customers.get(_int_id(c.get("locationId")))}
+            for c in contacts
         ]
 
     def estimated_total(self, entity: str) -> int | None:
@@ -604,3 +619,14 @@ class ServiceTitanProvider(Provider):
 
     def pricebook_image(self, payload: dict, *, idempotency_key: str) -> dict:
         return writes_pricebook.pricebook_image(self, payload, idempotency_key=idempotency_key)
+
+
+def _int_id(value: object) -> int | None:
+    """An integer id (int, or a string of digits), else None (bool, float, text, null)."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value.strip())
+    return None

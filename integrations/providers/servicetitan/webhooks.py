@@ -6,12 +6,20 @@
   10, 30, 60 and 300 s. V1 webhooks (`/webhooks/v1/{tenant}/…`) are deprecated by 2026-03-31.
   Polling with `modifiedOnOrAfter` stays the guarantee (PRODUCT.md); webhooks only hurry it.
 - Signature: V2 has an optional per-app HMAC key (32–64 characters) and sends "the signature
-  of the payload" in a request header, but neither the header's name nor its encoding is in
-  any source we have (NOTES.md §8, open item 1). Guessing them would either reject every
-  real delivery or, worse, accept a header we misread, so none is checked. Verification is the
-  secret token in our callback URL's path, as for ServiceM8: `WebhookRequest.path_token` must
-  equal one of the secrets (constant time). Once the portal shows the header, add an HMAC
-  check here, beside the token.
+  of the payload" in a request header [doc: developer-next.servicetitan.io/docs/webhooks], but
+  neither the header's name nor its encoding is documented in any source we have (NOTES.md
+  §8, open item 1). So both are configurable per integration (`Integration.config`, not
+  secret): `webhook_signature_header` (default `X-ServiceTitan-Signature`) and
+  `webhook_signature_encoding` ("hex", the default, or "base64"). The defaults follow
+  third-party open-source ServiceTitan clients [3p: several GitHub receivers read
+  `x-servicetitan-signature` as a hex HMAC-SHA256 of the raw body — not authoritative]; a
+  leading "sha256=" is tolerated. When the integration holds an HMAC key (credential
+  `hmac_key`, a string, and/or `webhook_hmac_keys`, a list so a key can be rotated), every
+  delivery must carry a valid HMAC-SHA256 of the raw body under one of them (constant time,
+  all keys tried); a missing or wrong signature -> WebhookVerificationError -> 400, logged and
+  recorded as refused by the view. Without a key (HMAC is optional for the app) only the path
+  token is checked. The path token stays a second factor either way:
+  `WebhookRequest.path_token` must equal one of the secrets (constant time), as for ServiceM8.
 - Secrets: the integration's own path tokens (its `webhook_secrets` credential, a list so a
   token can be rotated); there is no app-wide token.
 - Body: undocumented here, so parsed defensively: a JSON object (or an array of them), one
@@ -33,7 +41,8 @@
   pattern with a `<record>Id` field. Kinds that cannot be re-fetched one by one are left
   unplaced on purpose (stored, acknowledged, caught by polling): contact methods, tag types,
   job cancel and hold reasons (neither a GET by id nor `ids` in the specs).
-- Error semantics: a missing or wrong path token -> WebhookVerificationError, 400; a body that
+- Error semantics: a missing or wrong path token, or (with an HMAC key) a missing or wrong
+  signature -> WebhookVerificationError, 400; a body that
   is not a JSON object or array of objects -> WebhookPayloadError, 400; any event we cannot
   place -> stored with entity "" and acknowledged with 200.
 """
@@ -41,8 +50,8 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
-from typing import Any, ClassVar
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar, Literal
 
 from integrations.providers.servicetitan.provider import ServiceTitanProvider
 from integrations.webhooks import (
@@ -50,6 +59,7 @@ from integrations.webhooks import (
     WebhookNotice,
     WebhookPayloadError,
     WebhookRequest,
+    check_hmac_signature,
     check_path_token,
     id_str,
     json_body,
@@ -57,6 +67,11 @@ from integrations.webhooks import (
     stable_id,
 )
 
+# Signature header and encoding when the integration's config names none (module docstring:
+# undocumented by ServiceTitan; these follow third-party clients).
+DEFAULT_SIGNATURE_HEADER = "X-ServiceTitan-Signature"
+DEFAULT_SIGNATURE_ENCODING: Literal["hex", "base64"] = "hex"
+SIGNATURE_ENCODINGS = ("hex", "base64")
 # WebhookEvent.external_event_id holds 255 characters; a longer provider id is hashed.
 MAX_EVENT_ID_LENGTH = 255
 # Leading words of eventType (lower case) -> (our entity, the field holding the record's id).
@@ -150,6 +165,23 @@ def place(event: dict[str, Any], event_type: str) -> tuple[str, str]:
     return entity, f"{ID_PREFIX.get(entity, '')}{external_id}"
 
 
+def hmac_keys_of(credentials: Mapping[str, Any]) -> list[str]:
+    """The integration's HMAC keys, current first: `hmac_key` (a string), then
+    `webhook_hmac_keys` (a list, for rotation). Empty or non-string values are dropped."""
+    if not isinstance(credentials, Mapping):
+        return []
+    keys: list[str] = []
+    single = credentials.get("hmac_key")
+    if isinstance(single, str) and single:
+        keys.append(single)
+    listed = credentials.get("webhook_hmac_keys") or []
+    if isinstance(listed, str):
+        listed = [listed]
+    if isinstance(listed, list):
+        keys.extend(k for k in listed if isinstance(k, str) and k and k not in keys)
+    return keys
+
+
 @register_webhook_handler
 class ServiceTitanWebhookHandler(WebhookHandler):
     provider = "servicetitan"
@@ -158,8 +190,50 @@ class ServiceTitanWebhookHandler(WebhookHandler):
     # rotation): an app-wide token would let one account's token open every integration.
     secret_names: ClassVar[tuple[str, ...]] = ()
 
+    def __init__(
+        self,
+        *,
+        hmac_keys: Sequence[str] = (),
+        signature_header: str = DEFAULT_SIGNATURE_HEADER,
+        signature_encoding: Literal["hex", "base64"] = DEFAULT_SIGNATURE_ENCODING,
+    ) -> None:
+        if isinstance(hmac_keys, str | bytes):
+            raise TypeError("hmac_keys must be a list of strings, not a single string")
+        if signature_encoding not in SIGNATURE_ENCODINGS:
+            raise ValueError(f"unknown signature encoding {signature_encoding!r}")
+        self.hmac_keys = [k for k in hmac_keys if isinstance(k, str) and k]
+        self.signature_header = signature_header or DEFAULT_SIGNATURE_HEADER
+        self.signature_encoding = signature_encoding
+
+    @classmethod
+    def for_integration(cls, integration: Any) -> ServiceTitanWebhookHandler:
+        """A handler holding the integration's HMAC keys (credentials `hmac_key` and
+        `webhook_hmac_keys`) and its signature header/encoding (config)."""
+        try:
+            credentials = integration.credentials or {}
+        except Exception:  # unreadable (undecryptable) credentials: no key to check with
+            credentials = {}
+        config = integration.config if isinstance(integration.config, Mapping) else {}
+        encoding = str(config.get("webhook_signature_encoding") or DEFAULT_SIGNATURE_ENCODING)
+        return cls(
+            hmac_keys=hmac_keys_of(credentials),
+            signature_header=str(config.get("webhook_signature_header") or ""),
+            signature_encoding=encoding if encoding in SIGNATURE_ENCODINGS else "hex",  # type: ignore[arg-type]
+        )
+
     def verify(self, request: WebhookRequest, secrets: Sequence[str]) -> None:
         check_path_token(request, secrets)
+        if self.hmac_keys:
+            signature = request.headers.get(self.signature_header, "").strip()
+            if signature[:7].lower() == "sha256=":
+                signature = signature[7:]
+            check_hmac_signature(
+                signature,
+                request.body,
+                self.hmac_keys,
+                encoding=self.signature_encoding,
+                header=self.signature_header,
+            )
 
     def parse(self, request: WebhookRequest) -> list[WebhookNotice]:
         payload = json_body(request)

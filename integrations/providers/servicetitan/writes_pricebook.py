@@ -10,9 +10,16 @@ Endpoints (spec: servicetitan/tenant-pricebook-v2.yml, April 2022):
   `ApiErrorResponse` whose `errors` name the fields (client.py turns it into field_errors);
 - images: `POST /pricebook/v2/tenant/{t}/images` (Images_Post, "Upload an image to temporary
   storage"), `multipart/form-data` with the file in part `file`, answers the stored image's
-  path as a JSON string. It is NOT in the 2022 spec kept in shared/provider-specs (the
-  endpoint was added later; it is in ServiceTitan's current developer-portal Pricebook spec
-  [mem]); the path is then attached to the item as an asset
+  path as a JSON string.
+  # SPEC GAP: the endpoint is NOT in the 2022 spec kept in shared/provider-specs
+  (tenant-pricebook-v2.yml has no `/images` path). Sources that exist: third-party only
+  [3p: TypeScript clients generated from ServiceTitan's current portal spec expose operations
+  `Images_Get`/`Images_Post` on `/pricebook/v2/tenant/{tenant}/images`; an open-source
+  ServiceTitan MCP server's `pricebook_images_post` tool documents it as "Upload an image to
+  temporary storage. Mirrors Images_Post"; other clients read images back with
+  `GET …/images?path=<asset url>` and upload with a multipart part named `file`]. The
+  multipart shape and the string answer are from those clients, not a spec (the code also
+  accepts an object answer with `path`/`url`). The path is then attached to the item as an asset
   (`assets: [Pricebook.V2.SkuAssetRequest {type: "Image", url, alias}]`, in the 2022 spec).
   `assets` is an array: a PATCH replaces the whole list, so the item's current assets are sent
   back with the new one.

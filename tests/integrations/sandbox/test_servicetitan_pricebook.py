@@ -23,6 +23,7 @@ from werkzeug.datastructures import MultiDict
 from integrations.sandbox import accounts
 from tests.integrations.sandbox import configure, control, st_headers, st_token, start_sandbox
 from tests.integrations.sandbox.test_spec_conformance import IN_CI, SPECS
+from tests.integrations.spec_query import assert_query_declared
 
 TENANT = accounts.SERVICETITAN_TENANT.tenant_id
 T2 = accounts.SERVICETITAN_SECONDARY_TENANT
@@ -75,6 +76,7 @@ def check(spec, response: requests.Response) -> None:
         content_type=prepared.headers.get("Content-Type", "application/json"),
     )
     openapi.validate_request(request)
+    assert_query_declared(openapi, request)
     openapi.validate_response(
         request,
         MockResponse(

@@ -22,6 +22,7 @@ from werkzeug.datastructures import MultiDict
 from integrations.sandbox import accounts
 from tests.integrations.sandbox import control, st_headers, st_token, start_sandbox
 from tests.integrations.sandbox.test_spec_conformance import IN_CI, SPECS
+from tests.integrations.spec_query import assert_query_declared
 
 TENANT = accounts.SERVICETITAN_TENANT.tenant_id
 ROOT = "/servicetitan"
@@ -90,6 +91,7 @@ def check(specs, response: requests.Response, *, request_valid: bool = True) -> 
     openapi, _ = specs[module]
     if request_valid:
         openapi.validate_request(request)
+        assert_query_declared(openapi, request)
     openapi.validate_response(request, spec_response)
 
 

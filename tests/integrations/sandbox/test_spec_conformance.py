@@ -48,6 +48,7 @@ from tests.integrations.sandbox import (
     st_url,
     start_sandbox,
 )
+from tests.integrations.spec_query import assert_query_declared
 
 SPECS = Path(__file__).resolve().parents[3].parent / "shared" / "provider-specs"
 SM8_SPEC = SPECS / "servicem8" / "servicem8-api_1.0.openapi.json"
@@ -131,6 +132,7 @@ def check_st(openapi: OpenAPI, response: requests.Response, *, request_valid: bo
     request, spec_response = _as_spec(response, "https://api.servicetitan.io", "/servicetitan")
     if request_valid:
         openapi.validate_request(request)
+        assert_query_declared(openapi, request)
     openapi.validate_response(request, spec_response)
 
 

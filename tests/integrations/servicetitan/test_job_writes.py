@@ -14,6 +14,7 @@ import json
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from urllib.parse import parse_qsl, urlsplit
 
 import pytest
@@ -32,12 +33,15 @@ from integrations.providers.servicetitan import writes
 from tests.integrations.sandbox.test_spec_conformance import IN_CI, SPECS
 from tests.integrations.servicetitan.test_writes import TOKEN_URL, FakeTitan, MockResponse
 from tests.integrations.servicetitan.test_writes import provider as make_provider
+from tests.integrations.spec_query import assert_query_declared
 
 API = "https://api.servicetitan.io"
 TENANT = "42"
 CRM = f"{API}/crm/v2/tenant/{TENANT}"
 JPM = f"{API}/jpm/v2/tenant/{TENANT}"
+SETTINGS = f"{API}/settings/v2/tenant/{TENANT}"
 GUID = writes.DEFAULT_APPLICATION_GUID
+FIXTURES = Path(__file__).parent / "fixtures"
 CONFIG = {"default_business_unit_id": 11, "default_job_type_id": 22, "default_campaign_id": 33}
 HOLD_REASON, CANCEL_REASON = 501, 601
 STAMP = "2026-03-01T10:00:00Z"
@@ -48,7 +52,11 @@ pytestmark = pytest.mark.filterwarnings("ignore:Unsupported scheme type:UserWarn
 @pytest.fixture(scope="module")
 def specs() -> dict[str, OpenAPI]:
     loaded = {}
-    for module, name in (("crm", "tenant-crm-v2.yml"), ("jpm", "tenant-jpm-v2.yml")):
+    for module, name in (
+        ("crm", "tenant-crm-v2.yml"),
+        ("jpm", "tenant-jpm-v2.yml"),
+        ("settings", "tenant-settings-v2.yml"),
+    ):
         path = SPECS / "servicetitan" / name
         if not path.is_file():
             if IN_CI:
@@ -90,11 +98,16 @@ class FakeJobs:
     apply_then: set[str] = field(default_factory=set)
     seen: list[tuple[str, str, dict | None]] = field(default_factory=list)
     next_id: int = 1000
+    # Business units and job types that answer 404 / come back inactive (the rest exist).
+    missing: set[tuple[str, int]] = field(default_factory=set)
+    inactive: set[tuple[str, int]] = field(default_factory=set)
 
     def install(self, mock: responses.RequestsMock) -> None:
         mock.post(TOKEN_URL, json={"access_token": "st-token", "expires_in": 900})
         crm, jpm = re.escape(CRM), re.escape(JPM)
         routes = [
+            ("GET", rf"{re.escape(SETTINGS)}/business-units/\d+$", self.get_reference),
+            ("GET", rf"{jpm}/job-types/\d+$", self.get_reference),
             ("GET", rf"{crm}/customers(\?.*)?$", self.list_customers),
             ("GET", rf"{crm}/customers/\d+$", self.get_customer),
             ("POST", rf"{crm}/customers$", self.create_customer),
@@ -114,6 +127,7 @@ class FakeJobs:
             module = url.path.split("/")[1]
             mock = FakeTitan._mock_request(request)
             self.specs[module].validate_request(mock)  # every request is valid
+            assert_query_declared(self.specs[module], mock)
             body = json.loads(request.body) if request.body else None
             self.seen.append((request.method, url.path, body))
             key = f"{request.method} {url.path.rsplit('/', 1)[-1]}"
@@ -233,6 +247,19 @@ class FakeJobs:
             return not digits or any(re.sub(r"\D", "", p) == digits for p in self.contacts[c["id"]])
 
         return 200, self._page([copy.deepcopy(c) for c in self.customers.values() if keep(c)])
+
+    def get_reference(self, request, query, body):
+        """BusinessUnits_Get / JobTypes_Get: a spec-valid record (fixture) with the id asked."""
+        kind = urlsplit(request.url).path.rsplit("/", 2)[-2]
+        ref_id = self._last_id(request)
+        if (kind, ref_id) in self.missing:
+            return 404, FakeTitan._problem(404, "Not found")
+        name = "business_unit__active" if kind == "business-units" else "job_type__plain"
+        record = json.loads((FIXTURES / f"{name}.json").read_text())
+        record["id"] = ref_id
+        if "active" in record:  # Jpm.V2.JobTypeResponse (2022) has no `active`
+            record["active"] = (kind, ref_id) not in self.inactive
+        return 200, record
 
     def get_customer(self, request, query, body):
         customer = self.customers.get(self._last_id(request))
@@ -576,6 +603,28 @@ def test_a_refused_job_create_keeps_the_providers_field_errors(fake):
     with pytest.raises(ProviderValidationError):
         provider().perform("job.create", booking(), idempotency_key="k")
     assert fake.jobs == {}
+
+
+def test_a_missing_or_inactive_reference_creates_nothing(fake):
+    """The business unit and job type are read (GET by id) before the customer is looked up
+    or created: a wrong one names its option and nothing is written."""
+    fake.missing.add(("business-units", 11))
+    fake.missing.add(("job-types", 22))
+    with pytest.raises(ProviderValidationError) as refused:
+        provider().perform("job.create", booking(), idempotency_key="k")
+    assert set(refused.value.field_errors) == {"business_unit_id", "job_type_id"}
+    assert "Business unit 11 does not exist" in refused.value.field_errors["business_unit_id"][0]
+    assert writes_sent(fake) == [] and fake.customers == {} and fake.locations == {}
+    # Only the two reference reads were sent: no customer search either.
+    assert [p.rsplit("/", 2)[-2] for _, p, _ in fake.seen] == ["business-units", "job-types"]
+
+    fake.missing.clear()
+    fake.inactive.add(("business-units", 11))
+    with pytest.raises(ProviderValidationError) as refused:
+        provider().perform("job.create", booking(), idempotency_key="k")
+    assert set(refused.value.field_errors) == {"business_unit_id"}
+    assert "is inactive" in refused.value.field_errors["business_unit_id"][0]
+    assert writes_sent(fake) == [] and fake.customers == {}
 
 
 # --- job.status --------------------------------------------------------------------------------

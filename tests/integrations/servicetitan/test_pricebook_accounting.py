@@ -43,6 +43,7 @@ from integrations.sandbox.servicetitan_resources import (
     UNSPECIFIED_MODULES,
 )
 from tests.integrations.sandbox.test_spec_conformance import IN_CI, SPECS, _as_spec
+from tests.integrations.spec_query import assert_query_declared
 
 HERE = Path(__file__).resolve().parent
 ST_API = "https://api.servicetitan.io"
@@ -586,6 +587,7 @@ def test_reads_every_issue5_entity_from_the_live_sandbox(live, raw_specs):
         if module in specs:
             request, spec_response = _as_spec(response, ST_API, "/servicetitan")
             specs[module].validate_request(request)
+            assert_query_declared(specs[module], request)
             if response.status_code == 200:
                 specs[module].validate_response(request, spec_response)
         else:

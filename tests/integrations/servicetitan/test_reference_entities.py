@@ -356,6 +356,35 @@ def test_location_contacts_look_up_their_customers_50_locations_a_call():
     assert all(r.external_id.startswith("location-contact:") for r in records)
 
 
+@responses.activate
+def test_one_non_numeric_location_id_does_not_fail_the_contact_page():
+    """A bad `locationId` (spec: int64) used to raise ValueError for the whole page; now that
+    contact alone keeps no customer and the others are looked up and mapped."""
+    st_token()
+    contact = fixture("servicetitan", "location_contact__phone")
+    contacts = [
+        {**contact, "id": 170000201, "locationId": 100000001},
+        {**contact, "id": 170000202, "locationId": "not-a-number"},
+        {**contact, "id": 170000203, "locationId": 100000003},
+    ]
+    responses.get(ST_BASE.format(module="crm", path="customers/contacts"), json=st_page([]))
+    responses.get(ST_BASE.format(module="crm", path="locations/contacts"), json=st_page(contacts))
+    location = fixture("servicetitan", "location__commercial")
+    responses.get(
+        ST_BASE.format(module="crm", path="locations"),
+        json=st_page(
+            [{**location, "id": i, "customerId": 11000000 + i % 7} for i in (100000001, 100000003)]
+        ),
+    )
+    records = list(st().iter_records("contacts"))
+    lookups = [c for c in responses.calls if urlsplit(c.request.url).path.endswith("/locations")]
+    assert [query(c)["ids"] for c in lookups] == [["100000001,100000003"]]
+    assert [(r.external_id, r.client_external_id) for r in records] == [
+        ("location-contact:170000201", str(11000000 + 100000001 % 7)),
+        ("location-contact:170000202", None),
+        ("location-contact:170000203", str(11000000 + 100000003 % 7)),
+    ]
+
 def query_of(request) -> dict[str, list[str]]:
     return parse_qs(urlsplit(request.url).query)
 

@@ -34,6 +34,7 @@ from integrations.exceptions import (
 from integrations.http import RetryPolicy
 from integrations.providers.servicetitan import writes
 from tests.integrations.sandbox.test_spec_conformance import IN_CI, SPECS
+from tests.integrations.spec_query import assert_query_declared
 
 HERE = Path(__file__).resolve().parent
 API = "https://api.servicetitan.io"
@@ -121,6 +122,7 @@ class FakeTitan:
             module = urlsplit(request.url).path.split("/")[1]
             mock = self._mock_request(request)
             self.specs[module].validate_request(mock)  # every request is valid
+            assert_query_declared(self.specs[module], mock)
             key = f"{request.method} {urlsplit(request.url).path.rsplit('/', 1)[-1]}"
             self.seen.append((request.method, urlsplit(request.url).path))
             statuses = self.fail.get(key) or []

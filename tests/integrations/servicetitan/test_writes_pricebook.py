@@ -33,6 +33,7 @@ from integrations.exceptions import ProviderValidationError
 from integrations.http import RetryPolicy
 from integrations.providers.servicetitan import writes_pricebook
 from tests.integrations.sandbox.test_spec_conformance import IN_CI, SPECS
+from tests.integrations.spec_query import assert_query_declared
 
 API = "https://api.servicetitan.io"
 TOKEN_URL = "https://auth.servicetitan.io/connect/token"
@@ -99,6 +100,7 @@ class FakePricebook:
         def callback(request):
             mock = self._mock_request(request)
             self.spec.validate_request(mock)  # every request is valid against the spec
+            assert_query_declared(self.spec, mock)
             status, body = handler(request)
             content = json.dumps(body).encode()
             if status == 200:
