@@ -80,6 +80,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "django_celery_beat",
     "portal",
+    "portal.api.apps.ApiConfig",
     "quotes",
     "integrations",
     "sync",
@@ -119,6 +120,9 @@ TEMPLATES = [
 ]
 
 AUTH_USER_MODEL = "portal.User"
+# Django's ModelBackend, with the signed-in user's row from the cache instead of a query per
+# request (portal/api/user_cache.py).
+AUTHENTICATION_BACKENDS = ["portal.api.user_cache.CachedModelBackend"]
 LOGIN_URL = "portal:login"
 LOGIN_REDIRECT_URL = "dashboard"
 LOGOUT_REDIRECT_URL = "portal:login"

@@ -10,7 +10,10 @@ scope is a 404, never a 403, so ids of other tenants' objects cannot be probed.
 Throttling: the per-IP throttles run *before* authentication (DRF runs every throttle after
 it), so a flood of anonymous or bad-token requests is refused (429, Retry-After) without a
 token lookup each, and 401s carry the X-RateLimit-* headers too; the per-user throttles run
-after it, as usual.
+after it, as usual. A request without an Authorization header (a session) costs no token
+lookup: it is authenticated first, and a signed-in user's per-IP and per-user throttles are
+then checked in one Redis round trip (per-IP first: when they refuse, the per-user ones are
+not counted); anonymous and refused (401/403) requests still count against the per-IP ones.
 
 URLs are spelled exactly as in the schema: Django's APPEND_SLASH redirect is off for these
 views, so `GET /api/v1/quotes` is a JSON 404 (config/urls.py's handler404), not a 301.
@@ -83,23 +86,51 @@ class CompanyScopedApiMixin(RateLimitHeadersMixin):
         return not self.read_only()
 
     def perform_authentication(self, request) -> None:
-        self._check_throttles(request, before_authentication=True)
-        super().perform_authentication(request)
+        self._ip_phase_deferred = False
+        if "HTTP_AUTHORIZATION" in request.META:
+            # A token: the per-IP limits first, so a flood costs no token lookup each.
+            self._check_throttles(request, phases=(True,))
+            super().perform_authentication(request)
+        else:
+            # A session (or nobody): authenticating costs no token lookup, so a signed-in
+            # user's per-IP limits wait for the per-user ones, one Redis round trip for both.
+            try:
+                super().perform_authentication(request)
+            except Exception:
+                self._check_throttles(request, phases=(True,))  # a 429 before the error
+                raise
+            if request.user.is_authenticated:
+                self._ip_phase_deferred = True
+            else:
+                self._check_throttles(request, phases=(True,))
         request.user.share_scope_cache = True  # user_scope may come from the shared cache
 
-    def check_throttles(self, request) -> None:
-        self._check_throttles(request, before_authentication=False)
+    def check_permissions(self, request) -> None:
+        try:
+            super().check_permissions(request)
+        except Exception:
+            # Refused requests count against the per-IP limits (and carry their headers).
+            if self._ip_phase_deferred:
+                self._ip_phase_deferred = False
+                self._check_throttles(request, phases=(True,))
+            raise
 
-    def _check_throttles(self, request, *, before_authentication: bool) -> None:
-        """DRF's check_throttles for one phase: every throttle of the phase counts the request,
-        then the longest wait is the Retry-After. One Redis round trip per phase
+    def check_throttles(self, request) -> None:
+        phases = (True, False) if self._ip_phase_deferred else (False,)
+        self._ip_phase_deferred = False
+        self._check_throttles(request, phases=phases)
+
+    def _check_throttles(self, request, *, phases: tuple[bool, ...]) -> None:
+        """DRF's check_throttles for the phases named by their `before_authentication`, in
+        order: every throttle of a phase counts the request, a later phase only if the earlier
+        one allowed it; the longest wait is the Retry-After. One Redis round trip for them all
         (throttles.throttle_waits)."""
-        throttles = [
-            throttle
-            for throttle in self.get_throttles()
-            if getattr(throttle, "before_authentication", False) is before_authentication
+        throttles = self.get_throttles()
+        phased = [
+            [t for t in throttles if getattr(t, "before_authentication", False) is phase]
+            for phase in phases
         ]
-        waits = throttle_waits(throttles, request, self)
+        waits = throttle_waits(sum(phased, []), request, self, gate=len(phased[0]))
         if waits:
             self.throttled(request, max((w for w in waits if w is not None), default=None))
 

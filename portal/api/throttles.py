@@ -106,15 +106,21 @@ class IpWriteRateThrottle(IpRateThrottle):
     writes_only = True
 
 
-# KEYS: the windows; ARGV: now, then each window's limit and duration. Per window: drop the
-# timestamps that left it, count the request if under the limit (LPUSH, EXPIRE), and return
-# {allowed, size, oldest}. `now` is stored as sent (a float's repr), so it reads back exactly.
+# KEYS: the windows; ARGV: now, the gate (how many leading windows form the first phase),
+# then each window's limit and duration. Per window: drop the timestamps that left it, count
+# the request if under the limit (LPUSH, EXPIRE), and return {allowed, size, oldest}. When a
+# window of the first phase refuses, the later windows are left alone (not counted, no
+# result), as if the phases had been two calls. `now` is stored as sent (a float's repr), so
+# it reads back exactly.
 _WINDOWS_LUA = b"""
 local now = tonumber(ARGV[1])
+local gate = tonumber(ARGV[2])
+local refused = false
 local out = {}
 for i, key in ipairs(KEYS) do
-  local limit = tonumber(ARGV[2 * i])
-  local duration = tonumber(ARGV[2 * i + 1])
+  if refused and i > gate then break end
+  local limit = tonumber(ARGV[2 * i + 1])
+  local duration = tonumber(ARGV[2 * i + 2])
   while true do
     local oldest = redis.call('LINDEX', key, -1)
     if not oldest or tonumber(oldest) > now - duration then break end
@@ -125,6 +131,8 @@ for i, key in ipairs(KEYS) do
     redis.call('LPUSH', key, ARGV[1])
     redis.call('EXPIRE', key, math.ceil(duration))
     allowed = 1
+  elseif i <= gate then
+    refused = true
   end
   out[i] = {allowed, redis.call('LLEN', key), redis.call('LINDEX', key, -1) or false}
 end
@@ -142,17 +150,29 @@ def _redis_client(cache):
     return cache._cache.get_client(write=True)
 
 
-def throttle_waits(throttles, request, view) -> list[float | None]:
-    """Count the request against every throttle; the waits of those that refuse it."""
+def throttle_waits(throttles, request, view, *, gate: int | None = None) -> list[float | None]:
+    """Count the request against every throttle; the waits of those that refuse it.
+
+    `gate`: the first `gate` throttles are an earlier phase checked in the same round trip
+    (the per-IP ones of a session request, see mixins): when one of them refuses, the others
+    are not counted, as if they had been checked after it."""
     windowed = [t for t in throttles if isinstance(t, _RateThrottle)]
     cache = windowed[0].cache if windowed else None
     client = _redis_client(cache)
     if client is None:
         windowed = []
-    # Any other throttle, and every one without Redis: one at a time, as DRF does.
-    waits = [
-        t.wait() for t in throttles if t not in windowed and not t.allow_request(request, view)
-    ]
+    gate = len(throttles) if gate is None else gate
+    first = {id(t) for t in throttles[:gate]}
+    # Any other throttle, and every one without Redis: one at a time, as DRF does; when one of
+    # the first phase refuses, the later phase is not counted.
+    waits = []
+    for phase in (throttles[:gate], throttles[gate:]):
+        if waits:
+            windowed = [t for t in windowed if id(t) in first]
+            break
+        waits += [
+            t.wait() for t in phase if t not in windowed and not t.allow_request(request, view)
+        ]
     active = []
     for throttle in windowed:
         throttle.key = throttle.get_cache_key(request, view)
@@ -163,11 +183,12 @@ def throttle_waits(throttles, request, view) -> list[float | None]:
     now = time.time()
     # Lists, not the cache's pickled values: a suffix keeps them apart from DRF-format keys.
     keys = [cache.make_and_validate_key(f"{t.key}:window") for t in active]
-    args = [repr(now)]
+    args = [repr(now), sum(1 for t in active if id(t) in first)]
     for throttle in active:
         args += [throttle.num_requests, throttle.duration]
+    # The windows after a refusing first-phase window get no result (zip stops there).
     for throttle, (allowed, count, oldest) in zip(
-        active, _WINDOWS(keys=keys, args=args, client=client), strict=True
+        active, _WINDOWS(keys=keys, args=args, client=client), strict=False
     ):
         throttle.now = now
         throttle.settle(request, count=int(count), oldest=None if oldest is None else float(oldest))
