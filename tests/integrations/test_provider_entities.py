@@ -119,6 +119,8 @@ def st_token() -> None:
 # --- the fixtures are the specs' records ----------------------------------------------------
 
 SM8_FIXTURE_SCHEMAS = {
+    "company__head_office": "Company",
+    "attachment__job_quote_pdf": "Attachment",
     "companycontact__primary_billing": "CompanyContact",
     "staff__field_technician": "Staff",
     "staff__deactivated_office": "Staff",
