@@ -24,24 +24,10 @@ from django.utils.html import format_html, format_html_join
 from integrations.models import Integration
 from portal import models
 from portal.admin import CompanyScopedAdminMixin, request_ip
-from portal.bookings import booking_create
+from portal.bookings import CUSTOMER_FIELDS, INPUT_FIELDS, booking_create
 
-FORM_FIELDS = (
-    "customer_name",
-    "email",
-    "phone",
-    "street",
-    "street2",
-    "city",
-    "region",
-    "postal_code",
-    "country",
-    "summary",
-    "description",
-    "priority",
-    "scheduled_start",
-    "scheduled_end",
-)
+# The booking's own input, shown read-only on its page: customer and address, then the job.
+JOB_FIELDS = (*(name for name in INPUT_FIELDS if name not in CUSTOMER_FIELDS), "options")
 
 
 class BookingCreateForm(forms.Form):
@@ -143,21 +129,8 @@ class BookingAdmin(CompanyScopedAdminMixin, admin.ModelAdmin):
         "outbox_attempts",
         "outbox_error",
         "outbox_field_errors",
-        "customer_name",
-        "email",
-        "phone",
-        "street",
-        "street2",
-        "city",
-        "region",
-        "postal_code",
-        "country",
-        "summary",
-        "description",
-        "priority",
-        "scheduled_start",
-        "scheduled_end",
-        "options",
+        *CUSTOMER_FIELDS,
+        *JOB_FIELDS,
         "created_by",
         "created_at",
         "updated_at",
@@ -168,35 +141,8 @@ class BookingAdmin(CompanyScopedAdminMixin, admin.ModelAdmin):
             "Delivery to the provider",
             {"fields": ["outbox_state", "outbox_attempts", "outbox_error", "outbox_field_errors"]},
         ),
-        (
-            "Customer and address",
-            {
-                "fields": [
-                    "customer_name",
-                    "email",
-                    "phone",
-                    "street",
-                    "street2",
-                    "city",
-                    "region",
-                    "postal_code",
-                    "country",
-                ]
-            },
-        ),
-        (
-            "Job",
-            {
-                "fields": [
-                    "summary",
-                    "description",
-                    "priority",
-                    "scheduled_start",
-                    "scheduled_end",
-                    "options",
-                ]
-            },
-        ),
+        ("Customer and address", {"fields": list(CUSTOMER_FIELDS)}),
+        ("Job", {"fields": list(JOB_FIELDS)}),
         (None, {"fields": ["created_by", "created_at", "updated_at"]}),
     ]
     team_permissions: ClassVar[dict[str, frozenset[str]]] = {
@@ -277,7 +223,7 @@ class BookingAdmin(CompanyScopedAdminMixin, admin.ModelAdmin):
         company_ids = self._company_ids(request)
         form = BookingCreateForm(request.POST or None, company_ids=company_ids)
         if request.method == "POST" and form.is_valid():
-            data = {name: form.cleaned_data.get(name) for name in FORM_FIELDS}
+            data = {name: form.cleaned_data.get(name) for name in INPUT_FIELDS}
             data["options"] = form.cleaned_data.get("options") or {}
             try:
                 booking = booking_create(

@@ -37,7 +37,7 @@ from sync.outbox import outbox_event_enqueue
 
 JOB_CREATE = "job.create"
 REQUIRED = ("customer_name", "street", "city", "summary")
-TEXT_FIELDS = (
+CUSTOMER_FIELDS = (
     "customer_name",
     "email",
     "phone",
@@ -47,9 +47,11 @@ TEXT_FIELDS = (
     "region",
     "postal_code",
     "country",
-    "summary",
-    "description",
 )
+SCHEDULE_FIELDS = ("scheduled_start", "scheduled_end")
+TEXT_FIELDS = (*CUSTOMER_FIELDS, "summary", "description")
+# Every input `booking_create` reads from `data` except `options`, in form order.
+INPUT_FIELDS = (*TEXT_FIELDS, "priority", *SCHEDULE_FIELDS)
 
 
 def _clean(data: dict[str, Any]) -> tuple[dict[str, Any], dict[str, list[str]]]:
@@ -84,7 +86,7 @@ def _clean(data: dict[str, Any]) -> tuple[dict[str, Any], dict[str, list[str]]]:
     if priority not in Job.Priority.values:
         errors["priority"] = [f"Choose one of {', '.join(Job.Priority.values)}."]
     values["priority"] = priority
-    for name in ("scheduled_start", "scheduled_end"):
+    for name in SCHEDULE_FIELDS:
         value = data.get(name)
         if value in (None, ""):
             values[name] = None
@@ -95,12 +97,12 @@ def _clean(data: dict[str, Any]) -> tuple[dict[str, Any], dict[str, list[str]]]:
                 values[name] = datetime.fromisoformat(str(value))
             except ValueError:
                 errors[name] = ["Enter an ISO 8601 date and time."]
-    for name in ("scheduled_start", "scheduled_end"):
+    for name in SCHEDULE_FIELDS:
         value = values.get(name)
         if value is not None and value.tzinfo is None:
             errors.setdefault(name, []).append("Include the time zone offset.")
     start, end = values.get("scheduled_start"), values.get("scheduled_end")
-    timed = start and end and not {"scheduled_start", "scheduled_end"} & set(errors)
+    timed = start and end and not set(SCHEDULE_FIELDS) & set(errors)
     if timed and end < start:
         errors["scheduled_end"] = ["Must not be before the start."]
     options = data.get("options") or {}

@@ -12,8 +12,7 @@ from integrations.sandbox import accounts
 from portal.models import AuditLog
 from tests import factories
 from tests.admin.conftest import admin_url, change_url
-from tests.integrations.sandbox import control, start_sandbox
-from tests.integrations.sandbox.test_servicem8_webhooks import oauth_tokens
+from tests.integrations.sandbox import control, sm8_oauth_tokens, start_sandbox
 
 HOOKS = "/servicem8/webhook_subscriptions"
 
@@ -72,7 +71,7 @@ def test_subscribe_and_unsubscribe_against_the_sandbox(
 ):
     control(sandbox.url, "POST", "reset")
     settings.PUBLIC_BASE_URL = live_server.url
-    tokens = oauth_tokens(sandbox.url, "vendor read_jobs read_customers read_staff")
+    tokens = sm8_oauth_tokens(sandbox.url, "vendor read_jobs read_customers read_staff")
     app = accounts.SERVICEM8_OAUTH_APP
     integration = tenant_a.integration
     integration.base_url_override = sandbox.url

@@ -15,7 +15,7 @@ from integrations.webhook_subscriptions import webhook_subscribe
 from portal.models import Job
 from sync.models import SyncRun, WebhookEvent
 from sync.webhooks import webhook_event_process
-from tests.integrations.sandbox.test_servicem8_webhooks import oauth_tokens
+from tests.integrations.sandbox import sm8_oauth_tokens
 from tests.sync.conftest import sandbox_stats, wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -25,7 +25,7 @@ API_KEY = {"X-Api-Key": accounts.SERVICEM8_ACCOUNT.api_key}
 @pytest.fixture
 def oauth_integration(sm8_integration, sandbox_clean, live_server, settings):
     settings.PUBLIC_BASE_URL = live_server.url
-    tokens = oauth_tokens(sandbox_clean.url, "vendor read_jobs read_customers read_staff")
+    tokens = sm8_oauth_tokens(sandbox_clean.url, "vendor read_jobs read_customers read_staff")
     app = accounts.SERVICEM8_OAUTH_APP
     sm8_integration.credentials = {
         "refresh_token": tokens["refresh_token"],

@@ -8,6 +8,7 @@ from django.db import transaction
 from integrations.sandbox import accounts
 from sync.models import OutboxEvent
 from sync.outbox import outbox_deliver, outbox_event_enqueue
+from tests.integrations.sandbox import st_headers, st_token
 from tests.sync.conftest import sandbox_control, sandbox_stats
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -29,19 +30,7 @@ class Titan:
 
     def __init__(self, sandbox):
         self.root = f"{sandbox.url}/servicetitan"
-        token = requests.post(
-            f"{sandbox.url}/servicetitan-auth/connect/token",
-            data={
-                "grant_type": "client_credentials",
-                "client_id": accounts.SERVICETITAN_TENANT.client_id,
-                "client_secret": accounts.SERVICETITAN_TENANT.client_secret,
-            },
-            timeout=10,
-        ).json()["access_token"]
-        self.headers = {
-            "ST-App-Key": accounts.SERVICETITAN_APP_KEY,
-            "Authorization": f"Bearer {token}",
-        }
+        self.headers = st_headers(st_token(sandbox.url))
 
     def get(self, module: str, tail: str, **params) -> dict:
         response = requests.get(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qsl, urlsplit
 
 import requests
 
@@ -48,6 +49,35 @@ def st_token(root: str, tenant: accounts.ServiceTitanTenant = accounts.SERVICETI
     )
     assert response.status_code == 200, response.text
     return response.json()["access_token"]
+
+
+def sm8_oauth_tokens(root: str, scope: str) -> dict[str, Any]:
+    """The sandbox's ServiceM8 authorization-code flow: {"access_token", "refresh_token", …}."""
+    app = accounts.SERVICEM8_OAUTH_APP
+    redirect = "https://portal.example/cb"
+    location = requests.get(
+        f"{root}/servicem8/oauth/authorize",
+        params={
+            "response_type": "code",
+            "client_id": app.client_id,
+            "redirect_uri": redirect,
+            "scope": scope,
+        },
+        allow_redirects=False,
+        timeout=5,
+    ).headers["Location"]
+    code = dict(parse_qsl(urlsplit(location).query))["code"]
+    return requests.post(
+        f"{root}/servicem8/oauth/access_token",
+        data={
+            "grant_type": "authorization_code",
+            "code": code,
+            "redirect_uri": redirect,
+            "client_id": app.client_id,
+            "client_secret": app.client_secret,
+        },
+        timeout=5,
+    ).json()
 
 
 def st_headers(token: str) -> dict[str, str]:

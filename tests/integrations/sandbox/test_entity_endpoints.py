@@ -6,13 +6,13 @@ from __future__ import annotations
 import pytest
 import requests
 
-from integrations.sandbox import accounts
 from integrations.sandbox.servicetitan_resources import RESOURCES
 from tests.integrations.sandbox import (
     SM8_HEADERS,
     TENANT,
     configure,
     control,
+    sm8_oauth_tokens,
     sm8_url,
     st_headers,
     st_token,
@@ -103,31 +103,7 @@ def test_sm8_filters_reach_the_job_tree(sandbox):
 
 
 def test_sm8_scopes_gate_the_new_objects(sandbox):
-    app = accounts.SERVICEM8_OAUTH_APP
-    redirect = "https://portal.example/cb"
-    location = requests.get(
-        f"{sandbox.url}/servicem8/oauth/authorize",
-        params={
-            "response_type": "code",
-            "client_id": app.client_id,
-            "redirect_uri": redirect,
-            "scope": "read_jobs read_tax_rates",
-        },
-        allow_redirects=False,
-        timeout=5,
-    ).headers["Location"]
-    code = location.split("code=")[1].split("&")[0]
-    token = requests.post(
-        f"{sandbox.url}/servicem8/oauth/access_token",
-        data={
-            "grant_type": "authorization_code",
-            "code": code,
-            "redirect_uri": redirect,
-            "client_id": app.client_id,
-            "client_secret": app.client_secret,
-        },
-        timeout=5,
-    ).json()["access_token"]
+    token = sm8_oauth_tokens(sandbox.url, "read_jobs read_tax_rates")["access_token"]
     bearer = {"Authorization": f"Bearer {token}"}
     assert _sm8(sandbox.url, "job.json", headers=bearer).status_code == 200
     assert _sm8(sandbox.url, "taxrate.json", headers=bearer).status_code == 200

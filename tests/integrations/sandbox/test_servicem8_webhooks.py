@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import parse_qs, parse_qsl, urlsplit
+from urllib.parse import parse_qs
 
 import pytest
 import requests
@@ -16,39 +16,10 @@ from integrations.base import ProviderContext
 from integrations.exceptions import ProviderError, ProviderPermissionError
 from integrations.http import RetryPolicy
 from integrations.sandbox import accounts
-from tests.integrations.sandbox import SM8_HEADERS, control, start_sandbox
+from tests.integrations.sandbox import SM8_HEADERS, control, sm8_oauth_tokens, start_sandbox
 
 HOOKS = "/servicem8/webhook_subscriptions"
 SCOPES = "vendor read_jobs read_customers read_staff"
-
-
-def oauth_tokens(root: str, scope: str = SCOPES) -> dict:
-    """The sandbox's authorization-code flow: {"access_token", "refresh_token", …}."""
-    app = accounts.SERVICEM8_OAUTH_APP
-    redirect = "https://portal.example/cb"
-    location = requests.get(
-        f"{root}/servicem8/oauth/authorize",
-        params={
-            "response_type": "code",
-            "client_id": app.client_id,
-            "redirect_uri": redirect,
-            "scope": scope,
-        },
-        allow_redirects=False,
-        timeout=5,
-    ).headers["Location"]
-    code = dict(parse_qsl(urlsplit(location).query))["code"]
-    return requests.post(
-        f"{root}/servicem8/oauth/access_token",
-        data={
-            "grant_type": "authorization_code",
-            "code": code,
-            "redirect_uri": redirect,
-            "client_id": app.client_id,
-            "client_secret": app.client_secret,
-        },
-        timeout=5,
-    ).json()
 
 
 class Callback:
@@ -100,7 +71,7 @@ def callback():
 @pytest.fixture
 def bearer(sandbox) -> dict[str, str]:
     control(sandbox.url, "POST", "reset")
-    return {"Authorization": f"Bearer {oauth_tokens(sandbox.url)['access_token']}"}
+    return {"Authorization": f"Bearer {sm8_oauth_tokens(sandbox.url, SCOPES)['access_token']}"}
 
 
 def listed(sandbox, headers, status: str | None = None) -> list[dict]:
@@ -192,7 +163,7 @@ def test_api_keys_bad_input_and_missing_scopes_are_refused(sandbox, bearer, call
 
 
 def oauth_provider(sandbox):
-    tokens = oauth_tokens(sandbox.url)
+    tokens = sm8_oauth_tokens(sandbox.url, SCOPES)
     app = accounts.SERVICEM8_OAUTH_APP
     credentials = {
         "refresh_token": tokens["refresh_token"],
@@ -299,7 +270,7 @@ def test_the_provider_subscribes_every_object_it_reads(sandbox, callback):
     read = list(ServiceM8Provider.objects.values())
     # A token allowed to read every object (the sandbox refuses a subscription otherwise).
     scopes = sorted({s for obj in read for s in OBJECTS[obj].read_scopes})
-    tokens = oauth_tokens(sandbox.url, " ".join(["vendor", *scopes]))
+    tokens = sm8_oauth_tokens(sandbox.url, " ".join(["vendor", *scopes]))
     app = accounts.SERVICEM8_OAUTH_APP
     credentials = {
         "refresh_token": tokens["refresh_token"],

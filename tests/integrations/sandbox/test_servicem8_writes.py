@@ -32,9 +32,16 @@ from werkzeug.datastructures import MultiDict
 
 from integrations.sandbox import servicem8_writes as writes
 from integrations.sandbox.servicem8 import GST_TAX_RATE_UUID, OBJECTS
-from tests.integrations.sandbox import SM8_HEADERS, configure, control, sm8_url, start_sandbox
+from tests.integrations.sandbox import (
+    SM8_HEADERS,
+    configure,
+    control,
+    sm8_oauth_tokens,
+    sm8_url,
+    start_sandbox,
+)
 from tests.integrations.sandbox import test_spec_conformance as conformance
-from tests.integrations.sandbox.test_spec_conformance import SM8_SPEC, _sm8_oauth_token
+from tests.integrations.sandbox.test_spec_conformance import SM8_SPEC
 
 # openapi-core does not implement the oauth2 security scheme and warns about it.
 pytestmark = pytest.mark.filterwarnings("ignore:Unsupported scheme type:UserWarning")
@@ -170,7 +177,7 @@ def stats(root: str) -> dict[str, Any]:
 
 
 def bearer(root: str, scope: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {_sm8_oauth_token(root, scope)}"}
+    return {"Authorization": f"Bearer {sm8_oauth_tokens(root, scope)['access_token']}"}
 
 
 def local_now() -> datetime:

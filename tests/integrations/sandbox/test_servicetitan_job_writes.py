@@ -12,13 +12,12 @@ import uuid
 
 import pytest
 import requests
-import yaml
-from openapi_core import Config, OpenAPI
+from openapi_core import OpenAPI
 
 from integrations.sandbox import accounts
+from tests.integrations.provider_specs import load_st_specs
 from tests.integrations.sandbox import control, st_headers, st_token, start_sandbox
 from tests.integrations.sandbox.test_servicetitan_writes import check
-from tests.integrations.sandbox.test_spec_conformance import IN_CI, SPECS
 
 TENANT = accounts.SERVICETITAN_TENANT.tenant_id
 ROOT = "/servicetitan"
@@ -31,16 +30,7 @@ pytestmark = pytest.mark.filterwarnings("ignore:Unsupported scheme type:UserWarn
 
 @pytest.fixture(scope="module")
 def specs() -> dict[str, tuple[OpenAPI, dict]]:
-    loaded = {}
-    for module, name in (("crm", "tenant-crm-v2.yml"), ("jpm", "tenant-jpm-v2.yml")):
-        path = SPECS / "servicetitan" / name
-        if not path.is_file():
-            if IN_CI:
-                pytest.fail(f"provider spec not found: {path}")
-            pytest.skip(f"provider spec not found: {path}")
-        raw = yaml.safe_load(path.read_text())
-        loaded[module] = (OpenAPI.from_dict(raw, config=Config(spec_validator_cls=None)), raw)
-    return loaded
+    return load_st_specs({"crm": "tenant-crm-v2.yml", "jpm": "tenant-jpm-v2.yml"})
 
 
 @pytest.fixture(scope="module")

@@ -14,15 +14,14 @@ from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 import requests
-import yaml
-from openapi_core import Config, OpenAPI
+from openapi_core import OpenAPI
 from openapi_core.testing import MockRequest, MockResponse
 from openapi_schema_validator import OAS30Validator
 from werkzeug.datastructures import MultiDict
 
 from integrations.sandbox import accounts
+from tests.integrations.provider_specs import load_st_spec
 from tests.integrations.sandbox import configure, control, st_headers, st_token, start_sandbox
-from tests.integrations.sandbox.test_spec_conformance import IN_CI, SPECS
 from tests.integrations.spec_query import assert_query_declared
 
 TENANT = accounts.SERVICETITAN_TENANT.tenant_id
@@ -35,13 +34,7 @@ pytestmark = pytest.mark.filterwarnings("ignore:Unsupported scheme type:UserWarn
 
 @pytest.fixture(scope="module")
 def spec() -> tuple[OpenAPI, dict]:
-    path = SPECS / "servicetitan" / "tenant-pricebook-v2.yml"
-    if not path.is_file():
-        if IN_CI:
-            pytest.fail(f"provider spec not found: {path}")
-        pytest.skip(f"provider spec not found: {path}")
-    raw = yaml.safe_load(path.read_text())
-    return OpenAPI.from_dict(raw, config=Config(spec_validator_cls=None)), raw
+    return load_st_spec("tenant-pricebook-v2.yml")
 
 
 @pytest.fixture(scope="module")

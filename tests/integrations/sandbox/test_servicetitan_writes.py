@@ -12,16 +12,15 @@ from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 import requests
-import yaml
-from openapi_core import Config, OpenAPI
+from openapi_core import OpenAPI
 from openapi_core.templating.responses.exceptions import ResponseNotFound
 from openapi_core.testing import MockRequest, MockResponse
 from openapi_schema_validator import OAS30Validator
 from werkzeug.datastructures import MultiDict
 
 from integrations.sandbox import accounts
+from tests.integrations.provider_specs import load_st_specs
 from tests.integrations.sandbox import control, st_headers, st_token, start_sandbox
-from tests.integrations.sandbox.test_spec_conformance import IN_CI, SPECS
 from tests.integrations.spec_query import assert_query_declared
 
 TENANT = accounts.SERVICETITAN_TENANT.tenant_id
@@ -34,16 +33,7 @@ pytestmark = pytest.mark.filterwarnings("ignore:Unsupported scheme type:UserWarn
 
 @pytest.fixture(scope="module")
 def specs() -> dict[str, tuple[OpenAPI, dict]]:
-    loaded = {}
-    for module, name in (("sales", "tenant-salestech-v2.yml"), ("jpm", "tenant-jpm-v2.yml")):
-        path = SPECS / "servicetitan" / name
-        if not path.is_file():
-            if IN_CI:
-                pytest.fail(f"provider spec not found: {path}")
-            pytest.skip(f"provider spec not found: {path}")
-        raw = yaml.safe_load(path.read_text())
-        loaded[module] = (OpenAPI.from_dict(raw, config=Config(spec_validator_cls=None)), raw)
-    return loaded
+    return load_st_specs({"sales": "tenant-salestech-v2.yml", "jpm": "tenant-jpm-v2.yml"})
 
 
 @pytest.fixture(scope="module")

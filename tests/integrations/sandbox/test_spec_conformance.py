@@ -42,6 +42,7 @@ from tests.integrations.sandbox import (
     SM8_HEADERS,
     configure,
     control,
+    sm8_oauth_tokens,
     sm8_url,
     st_headers,
     st_token,
@@ -150,34 +151,6 @@ def _sm8_get(root: str, path: str = "company.json", headers=SM8_HEADERS, **param
     return requests.get(sm8_url(root, path), params=params, headers=headers, timeout=10)
 
 
-def _sm8_oauth_token(root: str, scope: str) -> str:
-    app = accounts.SERVICEM8_OAUTH_APP
-    redirect = "https://portal.example/cb"
-    location = requests.get(
-        f"{root}/servicem8/oauth/authorize",
-        params={
-            "response_type": "code",
-            "client_id": app.client_id,
-            "redirect_uri": redirect,
-            "scope": scope,
-        },
-        allow_redirects=False,
-        timeout=5,
-    ).headers["Location"]
-    code = dict(parse_qsl(urlsplit(location).query))["code"]
-    return requests.post(
-        f"{root}/servicem8/oauth/access_token",
-        data={
-            "grant_type": "authorization_code",
-            "code": code,
-            "redirect_uri": redirect,
-            "client_id": app.client_id,
-            "client_secret": app.client_secret,
-        },
-        timeout=5,
-    ).json()["access_token"]
-
-
 # --- ServiceM8 -----------------------------------------------------------------------------------
 
 
@@ -226,7 +199,7 @@ def test_sm8_401(specs, sandbox, path):
 
 def test_sm8_403(specs, sandbox):
     sm8, _, _ = specs
-    token = _sm8_oauth_token(sandbox.url, "vendor")
+    token = sm8_oauth_tokens(sandbox.url, "vendor")["access_token"]
     for path in ("company.json", f"company/{_sm8_get(sandbox.url).json()[0]['uuid']}.json"):
         response = _sm8_get(sandbox.url, path, headers={"Authorization": f"Bearer {token}"})
         assert response.status_code == 403

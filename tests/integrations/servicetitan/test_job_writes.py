@@ -19,8 +19,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 import responses
-import yaml
-from openapi_core import Config, OpenAPI
+from openapi_core import OpenAPI
 
 from integrations import registry
 from integrations.base import Capability
@@ -30,7 +29,7 @@ from integrations.exceptions import (
     ProviderValidationError,
 )
 from integrations.providers.servicetitan import writes
-from tests.integrations.sandbox.test_spec_conformance import IN_CI, SPECS
+from tests.integrations.provider_specs import load_st_specs
 from tests.integrations.servicetitan.test_writes import TOKEN_URL, FakeTitan, MockResponse
 from tests.integrations.servicetitan.test_writes import provider as make_provider
 from tests.integrations.spec_query import assert_query_declared
@@ -51,20 +50,12 @@ pytestmark = pytest.mark.filterwarnings("ignore:Unsupported scheme type:UserWarn
 
 @pytest.fixture(scope="module")
 def specs() -> dict[str, OpenAPI]:
-    loaded = {}
-    for module, name in (
-        ("crm", "tenant-crm-v2.yml"),
-        ("jpm", "tenant-jpm-v2.yml"),
-        ("settings", "tenant-settings-v2.yml"),
-    ):
-        path = SPECS / "servicetitan" / name
-        if not path.is_file():
-            if IN_CI:
-                pytest.fail(f"provider spec not found: {path}")
-            pytest.skip(f"provider spec not found: {path}")
-        raw = yaml.safe_load(path.read_text())
-        loaded[module] = OpenAPI.from_dict(raw, config=Config(spec_validator_cls=None))
-    return loaded
+    names = {
+        "crm": "tenant-crm-v2.yml",
+        "jpm": "tenant-jpm-v2.yml",
+        "settings": "tenant-settings-v2.yml",
+    }
+    return {module: openapi for module, (openapi, _) in load_st_specs(names).items()}
 
 
 def _address(**changes) -> dict:

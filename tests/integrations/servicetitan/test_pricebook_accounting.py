@@ -42,7 +42,8 @@ from integrations.sandbox.servicetitan_resources import (
     RESOURCES,
     UNSPECIFIED_MODULES,
 )
-from tests.integrations.sandbox.test_spec_conformance import IN_CI, SPECS, _as_spec
+from tests.integrations.provider_specs import SPECS, spec_path
+from tests.integrations.sandbox.test_spec_conformance import _as_spec
 from tests.integrations.spec_query import assert_query_declared
 
 HERE = Path(__file__).resolve().parent
@@ -126,12 +127,7 @@ def st_token() -> None:
 
 
 def _spec_path(name: str) -> Path:
-    path = SPECS / "servicetitan" / name
-    if not path.is_file():
-        if IN_CI:
-            pytest.fail(f"provider spec not found: {path}")
-        pytest.skip(f"provider spec not found: {path}")
-    return path
+    return spec_path(SPECS / "servicetitan" / name)
 
 
 @pytest.fixture(scope="module")

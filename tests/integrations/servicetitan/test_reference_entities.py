@@ -385,6 +385,7 @@ def test_one_non_numeric_location_id_does_not_fail_the_contact_page():
         ("location-contact:170000203", str(11000000 + 100000003 % 7)),
     ]
 
+
 def query_of(request) -> dict[str, list[str]]:
     return parse_qs(urlsplit(request.url).query)
 

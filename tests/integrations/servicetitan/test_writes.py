@@ -18,8 +18,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 import responses
-import yaml
-from openapi_core import Config, OpenAPI
+from openapi_core import OpenAPI
 from openapi_core.testing import MockRequest, MockResponse
 from werkzeug.datastructures import MultiDict
 
@@ -33,7 +32,7 @@ from integrations.exceptions import (
 )
 from integrations.http import RetryPolicy
 from integrations.providers.servicetitan import writes
-from tests.integrations.sandbox.test_spec_conformance import IN_CI, SPECS
+from tests.integrations.provider_specs import load_st_specs
 from tests.integrations.spec_query import assert_query_declared
 
 HERE = Path(__file__).resolve().parent
@@ -61,16 +60,7 @@ def fixture(name: str) -> dict:
 
 @pytest.fixture(scope="module")
 def specs() -> dict[str, OpenAPI]:
-    loaded = {}
-    for module, name in MODULE_SPECS.items():
-        path = SPECS / "servicetitan" / name
-        if not path.is_file():
-            if IN_CI:
-                pytest.fail(f"provider spec not found: {path}")
-            pytest.skip(f"provider spec not found: {path}")
-        raw = yaml.safe_load(path.read_text())
-        loaded[module] = OpenAPI.from_dict(raw, config=Config(spec_validator_cls=None))
-    return loaded
+    return {module: openapi for module, (openapi, _) in load_st_specs(MODULE_SPECS).items()}
 
 
 def open_estimate() -> dict:

@@ -21,8 +21,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 import responses
-import yaml
-from openapi_core import Config, OpenAPI
+from openapi_core import OpenAPI
 from openapi_core.testing import MockRequest, MockResponse
 from werkzeug.datastructures import MultiDict
 
@@ -32,7 +31,7 @@ from integrations.base import Capability, ProviderContext
 from integrations.exceptions import ProviderValidationError
 from integrations.http import RetryPolicy
 from integrations.providers.servicetitan import writes_pricebook
-from tests.integrations.sandbox.test_spec_conformance import IN_CI, SPECS
+from tests.integrations.provider_specs import load_st_spec
 from tests.integrations.spec_query import assert_query_declared
 
 API = "https://api.servicetitan.io"
@@ -47,14 +46,7 @@ pytestmark = pytest.mark.filterwarnings("ignore:Unsupported scheme type:UserWarn
 
 @pytest.fixture(scope="module")
 def spec() -> OpenAPI:
-    path = SPECS / "servicetitan" / "tenant-pricebook-v2.yml"
-    if not path.is_file():
-        if IN_CI:
-            pytest.fail(f"provider spec not found: {path}")
-        pytest.skip(f"provider spec not found: {path}")
-    return OpenAPI.from_dict(
-        yaml.safe_load(path.read_text()), config=Config(spec_validator_cls=None)
-    )
+    return load_st_spec("tenant-pricebook-v2.yml")[0]
 
 
 def material() -> dict:
