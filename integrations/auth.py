@@ -7,9 +7,8 @@ Static strategies: `ApiKeyHeaderAuth` (ServiceM8 `X-Api-Key`, Housecall Pro `Tok
 OAuth2 strategies share `OAuth2Auth`, which does the token bookkeeping once for all grants:
 - the access token lives in a `TokenStore` cache every worker process sees (the Django cache on
   Redis, encrypted), and is refreshed `refresh_margin` seconds (5 minutes) before it expires,
-  or half its lifetime before when it lives 10 minutes or less (margin = min(refresh_margin,
-  expires_in / 2)): with a flat 5 minutes, a token issued for 300 s or less would count as
-  stale at once and every call would fetch a new one;
+  or, for a token issued for 5 minutes or less (which a flat margin would make stale at once,
+  so every call would fetch a new one), half its lifetime before;
 - only one process refreshes at a time: the store's `locked()` holds a lock (the integration's
   database row) across "check the cache again, call the token endpoint, save";
 - a rotated refresh token is saved durably inside that lock, before the new access token is
@@ -192,14 +191,15 @@ class OAuth2Auth(Auth):
         )
 
     def margin(self, token: Mapping[str, Any]) -> float:
-        """Seconds before expiry at which a token counts as stale: `refresh_margin`, capped at
-        half the token's lifetime (`expires_in` as granted) when that is known."""
+        """Seconds before expiry at which a token counts as stale: `refresh_margin` (5 minutes,
+        the issue's rule), or half the token's lifetime (`expires_in` as granted) for a token
+        that lives no longer than the margin, which would otherwise be stale at once."""
         try:
             lifetime = float(token.get("expires_in") or 0)
         except (TypeError, ValueError):
             lifetime = 0.0
-        if lifetime > 0:
-            return min(self.refresh_margin, lifetime / 2)
+        if 0 < lifetime <= self.refresh_margin:
+            return lifetime / 2
         return self.refresh_margin
 
     def access_token(self, *, rejected: str | None = None) -> str:

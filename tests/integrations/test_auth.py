@@ -173,8 +173,8 @@ def test_basic_plus_api_key():
 @responses.activate
 @pytest.mark.parametrize("expires_in", [60, 300])
 def test_a_short_lived_token_is_reused_until_half_its_lifetime(expires_in):
-    """With expires_in <= 300 a flat 5-minute margin made every call fetch a token; the
-    margin is min(300, expires_in / 2)."""
+    """With expires_in <= 300 a flat 5-minute margin made every call fetch a token; such a
+    token's margin is half its lifetime."""
     for name in ("s1", "s2"):
         responses.post(
             TOKEN_URL, json={"access_token": name, "expires_in": expires_in, "token_type": "Bearer"}
@@ -199,5 +199,6 @@ def test_a_short_lived_token_is_reused_until_half_its_lifetime(expires_in):
 def test_the_margin_stays_five_minutes_for_long_lived_or_unknown_lifetimes():
     auth = ClientCredentialsAuth(provider="x", store=MemoryTokenStore(), token_url=TOKEN_URL)
     assert auth.margin({"expires_in": 900}) == 300
+    assert auth.margin({"expires_in": 301}) == 300  # the issue's rule: 5 minutes before
     assert auth.margin({}) == 300
     assert auth.margin({"expires_in": "junk"}) == 300
