@@ -59,7 +59,12 @@ def sm8_integration_clients(integration):
 
 def open_quotes_of(client):
     return list(
-        Quote.objects.filter(client=client, status=Quote.Status.SENT, line_items__isnull=False)
+        Quote.objects.filter(
+            client=client,
+            status=Quote.Status.SENT,
+            remote_deleted_at__isnull=True,  # a job deleted at ServiceM8 (active 0) is gone
+            line_items__isnull=False,
+        )
         .distinct()
         .order_by("pk")
     )
