@@ -7,6 +7,8 @@ from sentry_sdk.integrations.django import DjangoIntegration
 from sentry_sdk.integrations.logging import LoggingIntegration
 from sentry_sdk.scrubber import DEFAULT_DENYLIST, DEFAULT_PII_DENYLIST, EventScrubber
 
+from config.logging import redact_paths
+
 # Field names whose values never leave the process, on top of Sentry's own list.
 EXTRA_DENYLIST = [
     "credentials",
@@ -60,11 +62,14 @@ def _scrub(value, depth: int = 0):
         }
     if isinstance(value, list):
         return [_scrub(v, depth + 1) for v in value]
+    if isinstance(value, str):
+        return redact_paths(value)  # a webhook URL's path token (request url, breadcrumbs)
     return value
 
 
 def before_send(event: dict, hint: dict) -> dict:
-    """Runs after Sentry's own scrubber: catch the keys its exact-name list misses."""
+    """Runs after Sentry's own scrubber: catch the keys its exact-name list misses, and the
+    secret path token of webhook URLs wherever a string holds one."""
     return _scrub(event)
 
 
@@ -89,6 +94,8 @@ def init_sentry(
         send_default_pii=False,
         event_scrubber=event_scrubber(),
         before_send=before_send,
+        # Traces carry the request URL too (a webhook's path token).
+        before_send_transaction=before_send,
         integrations=[DjangoIntegration(), CeleryIntegration(), LoggingIntegration()],
         **extra,
     )

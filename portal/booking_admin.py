@@ -196,6 +196,12 @@ class BookingAdmin(CompanyScopedAdminMixin, admin.ModelAdmin):
     def retry_failed(self, request: HttpRequest, queryset) -> None:
         from sync.retries import outbox_events_retry  # sync depends on portal, not the reverse
 
+        # Only bookings of companies where the user may change them (an admin of one company
+        # may be a dispatcher of another: the list shows both).
+        if not request.user.is_superuser:
+            queryset = queryset.filter(
+                integration__company_id__in=self.team_company_ids(request, "change")
+            )
         events = [b.outbox_event for b in queryset.select_related("outbox_event__integration")]
         events = [e for e in events if e is not None]
         outcome = outbox_events_retry(

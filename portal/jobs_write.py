@@ -20,6 +20,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 
 from integrations.base import Capability
+from integrations.exceptions import UnknownProvider
 from integrations.registry import get as provider_class
 from portal.models import AuditLog, Job, ReferenceRecord, User
 from sync.models import OutboxEvent
@@ -44,7 +45,7 @@ def _reason_errors(job: Job, change: str, reason_id) -> tuple[int | None, list[s
     text = str(reason_id if reason_id is not None else "").strip()
     if not text:
         return None, [f"A {kind.replace('_', ' ')} is required to {change} a job."]
-    if not text.isdigit() or int(text) <= 0:
+    if not (text.isascii() and text.isdigit()) or int(text) <= 0:
         return None, ["Give the reason's id (a positive integer)."]
     reasons = ReferenceRecord.objects.filter(
         integration_id=job.integration_id, kind=kind, remote_deleted_at__isnull=True
@@ -67,7 +68,12 @@ def job_status_change(
     if change not in CHANGES:
         errors["change"] = [f"Choose one of {', '.join(CHANGES)}."]
     integration = job.integration
-    provider = provider_class(integration.provider)
+    try:
+        provider = provider_class(integration.provider)
+    except UnknownProvider:
+        raise ValidationError(
+            {"integration": [f"Fieldbridge has no connector for {integration.provider}."]}
+        ) from None
     if Capability.WRITE_JOB_STATUS not in provider.capabilities:
         errors["integration"] = [f"{provider.name} job statuses cannot be changed yet."]
     elif not integration.enabled:

@@ -19,6 +19,7 @@ def test_sentry_events_carry_no_secrets():
     sent: list[dict] = []
     # Made at run time: source context lines sent with the event must not contain them either.
     secrets = [uuid.uuid4().hex for _ in range(4)]
+    token = uuid.uuid4().hex
 
     class CapturingTransport(Transport):
         def capture_envelope(self, envelope):
@@ -44,6 +45,8 @@ def test_sentry_events_carry_no_secrets():
             with sentry_sdk.new_scope() as scope:
                 # The admin's write-only field, as Django's integration would attach it.
                 scope.set_extra("form", {"new_credentials": secrets[3], "name": "visible"})
+                # A webhook request's URL holds the integration's secret path token.
+                scope.set_extra("url", f"https://fb.example/webhooks/servicem8/7/{token}/")
                 sentry_sdk.capture_exception()
         sentry_sdk.flush()
     finally:
@@ -54,8 +57,9 @@ def test_sentry_events_carry_no_secrets():
     dumped = json.dumps(sent)
     assert "provider said no" in dumped
     assert "[Filtered]" in dumped  # the frame's variables were there, and were scrubbed
-    for secret in secrets:
+    for secret in [*secrets, token]:
         assert secret not in dumped
+    assert "/webhooks/servicem8/7/[redacted]/" in dumped
 
 
 def test_production_logs_are_json_lines_with_the_request_id(settings):

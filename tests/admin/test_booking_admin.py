@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from django.db import transaction
 
-from portal.models import AuditLog, Booking
+from portal.models import AuditLog, Booking, TeamMembership
 from sync.models import OutboxEvent
 from tests import factories
 from tests.admin.conftest import admin_url, change_url, changelist_url
@@ -168,3 +168,22 @@ def test_the_client_choice_is_limited_to_the_users_companies(admin_a, tenant_a, 
     response = admin_a.post(ADD_URL, form(tenant_a.integration, client=mine.pk))
     assert response.status_code == 302
     assert Booking.objects.get().outbox_event.payload["customer"]["external_id"] == "c-1"
+
+
+def test_an_admin_of_one_company_cannot_retry_where_they_only_dispatch(client, tenant_a, tenant_b):
+    """The list shows both companies' bookings to someone who is an admin of A and a
+    dispatcher of B; the retry acts on A's only."""
+    TeamMembership.objects.create(
+        user=tenant_a.admin, company=tenant_b.company, role=TeamMembership.Role.DISPATCHER
+    )
+    ours = make_booking(tenant_a, status=OutboxEvent.Status.DEAD, attempts=8)
+    theirs = make_booking(tenant_b, status=OutboxEvent.Status.DEAD, attempts=8)
+    client.force_login(tenant_a.admin)
+    listing = client.get(changelist_url(Booking)).content.decode()
+    assert ours.reference in listing and theirs.reference in listing
+    client.post(
+        changelist_url(Booking),
+        {"action": "retry_failed", "_selected_action": [ours.pk, theirs.pk]},
+    )
+    assert OutboxEvent.objects.get(pk=ours.outbox_event_id).status == OutboxEvent.Status.PENDING
+    assert OutboxEvent.objects.get(pk=theirs.outbox_event_id).status == OutboxEvent.Status.DEAD

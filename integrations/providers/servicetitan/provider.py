@@ -564,7 +564,7 @@ class ServiceTitanProvider(Provider):
                 f"servicetitan cannot re-fetch one of {resource.path}: the spec has neither a "
                 "GET by id nor an `ids` filter"
             )
-        if not external_id.isdigit():
+        if not (external_id.isascii() and external_id.isdigit()):
             raise ValueError(f"servicetitan ids are integers, not {external_id!r}")
         if not resource.has_get:
             return self._fetch_by_ids(resource, external_id)
@@ -627,6 +627,6 @@ def _int_id(value: object) -> int | None:
         return None
     if isinstance(value, int):
         return value
-    if isinstance(value, str) and value.strip().isdigit():
+    if isinstance(value, str) and value.strip().isascii() and value.strip().isdigit():
         return int(value.strip())
     return None

@@ -105,7 +105,7 @@ def marker(idempotency_key: str) -> str:
 def quote_decide(provider: ServiceTitanProvider, payload: dict, *, idempotency_key: str) -> dict:
     decision = payload.get("decision")
     estimate_id = str(payload.get("quote_external_id") or "")
-    if decision not in TARGET or not estimate_id.isdigit():
+    if decision not in TARGET or not (estimate_id.isascii() and estimate_id.isdigit()):
         raise ProviderValidationError(
             "servicetitan: a quote decision needs decision approve|reject and the estimate id "
             "(an integer) as quote_external_id",
@@ -184,7 +184,7 @@ def _sold_by(provider: ServiceTitanProvider) -> int:
         raise ProviderValidationError(
             message, provider=provider.key, field_errors={SOLD_BY_SETTING: [message]}
         )
-    if isinstance(raw, bool) or not str(raw).strip().isdigit():
+    if isinstance(raw, bool) or not (str(raw).strip().isascii() and str(raw).strip().isdigit()):
         message = f"servicetitan: {SOLD_BY_SETTING} must be a technician id (an integer)"
         raise ProviderValidationError(
             message, provider=provider.key, field_errors={SOLD_BY_SETTING: [message]}
@@ -373,14 +373,17 @@ def job_create(provider: ServiceTitanProvider, payload: dict, *, idempotency_key
     """Create the booking's job (find or create its customer and location first); see the
     module docstring. Returns {"job_id", "customer_id", "location_id", "created", …}."""
     request = _job_request(provider, payload)
-    _check_job_references(provider, request["references"])
     customer_id = _find_customer(provider, request)
     location_id = None
     if customer_id is not None:
-        location_id = _find_location(provider, customer_id, request["address"])
         existing = _find_booked_job(provider, customer_id, request)
         if existing is not None:
             return _confirm_job(provider, existing["id"], request, created=False)
+    # After looking for the job an earlier delivery created (a reference deactivated since
+    # must not dead-letter a booking that is done), before anything is created.
+    _check_job_references(provider, request["references"])
+    if customer_id is not None:
+        location_id = _find_location(provider, customer_id, request["address"])
     if customer_id is None:
         customer_id, location_id = _create_customer(provider, request)
     if location_id is None:
@@ -463,7 +466,7 @@ def _int_id(value) -> int | None:
     if isinstance(value, int):
         return value if value > 0 else None
     text = str(value or "").strip()
-    return int(text) if text.isdigit() and int(text) > 0 else None
+    return int(text) if text.isascii() and text.isdigit() and int(text) > 0 else None
 
 
 def _text(value) -> str:

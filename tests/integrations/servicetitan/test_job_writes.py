@@ -597,8 +597,9 @@ def test_a_refused_job_create_keeps_the_providers_field_errors(fake):
 
 
 def test_a_missing_or_inactive_reference_creates_nothing(fake):
-    """The business unit and job type are read (GET by id) before the customer is looked up
-    or created: a wrong one names its option and nothing is written."""
+    """The business unit and job type are read (GET by id) before anything is created (after
+    looking for a job an earlier delivery made): a wrong one names its option and nothing is
+    written."""
     fake.missing.add(("business-units", 11))
     fake.missing.add(("job-types", 22))
     with pytest.raises(ProviderValidationError) as refused:
@@ -606,8 +607,9 @@ def test_a_missing_or_inactive_reference_creates_nothing(fake):
     assert set(refused.value.field_errors) == {"business_unit_id", "job_type_id"}
     assert "Business unit 11 does not exist" in refused.value.field_errors["business_unit_id"][0]
     assert writes_sent(fake) == [] and fake.customers == {} and fake.locations == {}
-    # Only the two reference reads were sent: no customer search either.
-    assert [p.rsplit("/", 2)[-2] for _, p, _ in fake.seen] == ["business-units", "job-types"]
+    # Reads only (the customer search, then the two references), nothing written.
+    assert {m for m, _, _ in fake.seen} == {"GET"}
+    assert [p.rsplit("/", 2)[-2] for _, p, _ in fake.seen][-2:] == ["business-units", "job-types"]
 
     fake.missing.clear()
     fake.inactive.add(("business-units", 11))
@@ -703,3 +705,11 @@ def test_an_invalid_status_change_is_a_field_error(fake, payload, field):
         provider().perform("job.status", payload, idempotency_key="e")
     assert field in caught.value.field_errors
     assert fake.seen == []
+
+
+def test_ascii_digits_only_count_as_ids():
+    """`"²".isdigit()` is True but int("²") raises: such a value is not an id."""
+    from integrations.providers.servicetitan import writes
+
+    assert writes._int_id("²") is None
+    assert writes._int_id("12") == 12
