@@ -412,11 +412,24 @@ class Provider:
                 return mode
         return None
 
+    # What a partial quote approval may do with the items the client did not approve
+    # (Integration.config["unapproved_items"]); empty when the provider takes no decisions.
+    unapproved_items_modes: ClassVar[tuple[str, ...]] = ()
+
     @classmethod
     def config_errors(cls, config: Mapping[str, Any]) -> dict[str, str]:
         """Check the integration's settings (Integration.config) when they are edited:
-        {setting: message} for each bad one. Default: nothing to check."""
-        return {}
+        {setting: message} for each bad one."""
+        modes = cls.unapproved_items_modes
+        if not modes or "unapproved_items" not in config:
+            return {}
+        mode = config["unapproved_items"]
+        if mode in modes:
+            return {}
+        return {
+            "unapproved_items": f"must be one of: {', '.join(modes)} (got {mode!r}): what a "
+            "partial approval does with the items the client did not approve."
+        }
 
     @classmethod
     def credential_errors(cls, credentials: Mapping[str, Any]) -> dict[str, str]:

@@ -121,6 +121,27 @@ class IntegrationTokenStore:
         integration_mark_needs_reauth(integration_id=self.integration_id, reason=reason)
 
 
+def integration_write_refusal(
+    integration: Integration, capability: str, what: str
+) -> tuple[type[Provider] | None, str]:
+    """(the integration's provider class or None, why it cannot `what` now or ""): no
+    connector, a provider without `capability`, or a disabled integration. The services that
+    queue provider writes (bookings, job statuses, pricebook changes) turn it into a field
+    error."""
+    try:
+        provider = registry.get(integration.provider)
+    except UnknownProvider:
+        return (
+            None,
+            f"Fieldbridge has no connector for {integration.provider}: {what} is not possible.",
+        )
+    if capability not in provider.capabilities:
+        return provider, f"{provider.name}: {what} is not possible from Fieldbridge yet."
+    if not integration.enabled:
+        return provider, "The integration is disabled."
+    return provider, ""
+
+
 def integration_mark_needs_reauth(*, integration_id: int, reason: str) -> None:
     updated = (
         Integration.objects.filter(pk=integration_id)

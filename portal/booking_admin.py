@@ -19,12 +19,12 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
-from django.utils.html import format_html, format_html_join
 
 from integrations.models import Integration
 from portal import models
 from portal.admin import CompanyScopedAdminMixin, request_ip
 from portal.bookings import CUSTOMER_FIELDS, INPUT_FIELDS, booking_create
+from sync.display import field_errors_html
 
 # The booking's own input, shown read-only on its page: customer and address, then the job.
 JOB_FIELDS = (*(name for name in INPUT_FIELDS if name not in CUSTOMER_FIELDS), "options")
@@ -178,17 +178,8 @@ class BookingAdmin(CompanyScopedAdminMixin, admin.ModelAdmin):
     @admin.display(description="Errors by field")
     def outbox_field_errors(self, obj: models.Booking) -> str:
         event = obj.outbox_event
-        errors = (event.field_errors if event is not None else None) or {}
-        if not isinstance(errors, dict) or not errors:
-            return "—"
-        rows = (
-            (name, "; ".join(str(m) for m in (msgs if isinstance(msgs, list) else [msgs])))
-            for name, msgs in sorted(errors.items())
-        )
-        return format_html(
-            '<ul class="field-errors">{}</ul>',
-            format_html_join("", "<li><strong>{}</strong>: {}</li>", rows),
-        )
+        errors = event.field_errors if event is not None else None
+        return field_errors_html(errors if isinstance(errors, dict) else None) or "—"
 
     # -- retry ---------------------------------------------------------------------------------
 

@@ -29,9 +29,8 @@ from django.db import transaction
 from django.utils import timezone
 
 from integrations.base import Capability
-from integrations.exceptions import UnknownProvider
 from integrations.models import Integration
-from integrations.registry import get as provider_class
+from integrations.services import integration_write_refusal
 from portal.models import AuditLog, Booking, Client, Job, User
 from sync.outbox import outbox_event_enqueue
 
@@ -153,16 +152,11 @@ def booking_create(
     """Store a booking and queue its job creation at the provider. Raises ValidationError with
     field details for bad input or an integration that cannot create jobs."""
     values, errors = _clean(data)
-    try:
-        provider = provider_class(integration.provider)
-    except UnknownProvider:
-        provider = None
-    if provider is None:
-        errors["integration"] = ["This provider has no connector: jobs cannot be created."]
-    elif Capability.WRITE_JOB_CREATE not in provider.capabilities:
-        errors["integration"] = [f"{provider.name} jobs cannot be created from bookings yet."]
-    elif not integration.enabled:
-        errors["integration"] = ["The integration is disabled."]
+    provider, refusal = integration_write_refusal(
+        integration, Capability.WRITE_JOB_CREATE, "creating jobs from bookings"
+    )
+    if refusal:
+        errors["integration"] = [refusal]
     if client is not None and client.integration_id != integration.pk:
         errors["client"] = ["The client belongs to another integration."]
     # The provider's own checks of its `options` (e.g. ServiceM8's job status and uuids).

@@ -20,8 +20,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 
 from integrations.base import Capability
-from integrations.exceptions import UnknownProvider
-from integrations.registry import get as provider_class
+from integrations.services import integration_write_refusal
 from portal.models import AuditLog, Job, ReferenceRecord, User
 from sync.models import OutboxEvent
 from sync.outbox import outbox_event_enqueue
@@ -68,16 +67,13 @@ def job_status_change(
     if change not in CHANGES:
         errors["change"] = [f"Choose one of {', '.join(CHANGES)}."]
     integration = job.integration
-    try:
-        provider = provider_class(integration.provider)
-    except UnknownProvider:
-        raise ValidationError(
-            {"integration": [f"Fieldbridge has no connector for {integration.provider}."]}
-        ) from None
-    if Capability.WRITE_JOB_STATUS not in provider.capabilities:
-        errors["integration"] = [f"{provider.name} job statuses cannot be changed yet."]
-    elif not integration.enabled:
-        errors["integration"] = ["The integration is disabled."]
+    provider, refusal = integration_write_refusal(
+        integration, Capability.WRITE_JOB_STATUS, "changing job statuses"
+    )
+    if provider is None:
+        raise ValidationError({"integration": [refusal]})
+    if refusal:
+        errors["integration"] = [refusal]
     if not job.external_id:
         errors["job"] = ["The job has no provider id yet."]
     elif job.remote_deleted_at is not None:

@@ -33,8 +33,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 
 from integrations.base import Capability
-from integrations.exceptions import UnknownProvider
-from integrations.registry import get as provider_class
+from integrations.services import integration_write_refusal
 from portal.models import AuditLog, PricebookItem, User
 from sync.models import OutboxEvent
 from sync.outbox import outbox_event_enqueue
@@ -54,15 +53,11 @@ def _provider_fields(item: PricebookItem) -> tuple[Any, dict[str, str]]:
     """(provider class, {field: type}) for the item's kind; ValidationError when the item's
     provider cannot take pricebook changes."""
     integration = item.integration
-    try:
-        provider = provider_class(integration.provider)
-    except UnknownProvider:
-        provider = None
-    if provider is None or Capability.WRITE_PRICEBOOK not in provider.capabilities:
-        name = provider.name if provider else integration.provider
-        raise ValidationError({"item": [f"{name} pricebook items cannot be changed from here."]})
-    if not integration.enabled:
-        raise ValidationError({"item": ["The integration is disabled."]})
+    provider, refusal = integration_write_refusal(
+        integration, Capability.WRITE_PRICEBOOK, "changing pricebook items"
+    )
+    if refusal:
+        raise ValidationError({"item": [refusal]})
     if item.remote_deleted_at is not None:
         raise ValidationError({"item": ["The item was deleted in the provider."]})
     fields = (getattr(provider, "pricebook_changeable", None) or {}).get(item.kind)

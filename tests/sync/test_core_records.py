@@ -9,6 +9,7 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.db import connection, transaction
 
+from integrations import registry
 from integrations.base import (
     ExternalPricebookCategory,
     ExternalPricebookItem,
@@ -157,7 +158,7 @@ def job_capable(monkeypatch):
             cls.__name__, (cls,), {"capabilities": cls.capabilities | {Capability.WRITE_JOB_CREATE}}
         )
 
-    monkeypatch.setattr(bookings, "provider_class", fake_get)
+    monkeypatch.setattr(registry, "get", fake_get)
 
 
 def test_booking_input_is_checked_field_by_field(integration, job_capable):
@@ -185,7 +186,7 @@ def test_a_provider_that_cannot_create_jobs_is_refused(integration, monkeypatch)
         cls = get(key)
         return type(cls.__name__, (cls,), {"capabilities": frozenset()})
 
-    monkeypatch.setattr(bookings, "provider_class", no_jobs)
+    monkeypatch.setattr(registry, "get", no_jobs)
     with pytest.raises(ValidationError) as caught:
         bookings.booking_create(integration=integration, data=BOOKING)
     assert "integration" in caught.value.message_dict

@@ -130,16 +130,7 @@ class ServiceM8Provider(Provider):
         "reconnect and grant it."
     )
 
-    @classmethod
-    def config_errors(cls, config) -> dict[str, str]:
-        mode = config.get("unapproved_items")
-        if "unapproved_items" not in config or mode in writes.UNAPPROVED_ITEMS_MODES:
-            return {}
-        return {
-            "unapproved_items": f"must be one of: {', '.join(writes.UNAPPROVED_ITEMS_MODES)} "
-            f"(got {mode!r}): what a partial approval does with the items the client did not "
-            "approve."
-        }
+    unapproved_items_modes = writes.UNAPPROVED_ITEMS_MODES
 
     @classmethod
     def override_urls(cls, root: str) -> dict[str, str]:

@@ -356,16 +356,7 @@ class ServiceTitanProvider(Provider):
     # so the lookback only has to cover writes that become visible late: the base's 5 minutes.
     cursor_lookback_seconds: ClassVar[int] = 300
 
-    @classmethod
-    def config_errors(cls, config) -> dict[str, str]:
-        mode = config.get("unapproved_items")
-        if "unapproved_items" not in config or mode in writes.UNAPPROVED_ITEMS_MODES:
-            return {}
-        return {
-            "unapproved_items": f"must be one of: {', '.join(writes.UNAPPROVED_ITEMS_MODES)} "
-            f"(got {mode!r}); selling an estimate sells every item on it, so items the client "
-            "did not approve are removed first."
-        }
+    unapproved_items_modes = writes.UNAPPROVED_ITEMS_MODES
 
     @classmethod
     def override_urls(cls, root: str) -> dict[str, str]:
