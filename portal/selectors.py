@@ -129,6 +129,28 @@ def visibility_q(user: User, *, client_field: str | None) -> Q | None:
     return combined
 
 
+# More branches than this and one walk filtering the ordering index is the better plan.
+MAX_SCOPE_BRANCHES = 16
+
+
+def visibility_branches(user: User, *, client_field: str | None) -> list[Q] | None:
+    """The user's scope split into one condition per integration and per client, for lists
+    paged newest id first (portal.api.pagination.branched): PostgreSQL can walk an
+    `(integration, id)` or `(client, id)` index in id order for one value, not for a list, so
+    a scope of two integrations would otherwise walk the primary key and skip every other
+    tenant's newer rows. None when one walk does: a superuser, a scope of one integration or
+    client, or more than MAX_SCOPE_BRANCHES (each branch is a LIMIT-ed index walk)."""
+    if not getattr(user, "is_authenticated", False) or not user.is_active or user.is_superuser:
+        return None
+    scope = user_scope(user)
+    branches = [Q(integration_id=pk) for pk in scope.integration_ids]
+    if client_field is not None:
+        branches += [Q(**{client_field: pk}) for pk in scope.client_ids]
+    if not 2 <= len(branches) <= MAX_SCOPE_BRANCHES:
+        return None
+    return branches
+
+
 def _scoped(queryset: QuerySet, user: User, *, client_field: str | None) -> QuerySet:
     scope = visibility_q(user, client_field=client_field)
     return queryset if scope is None else queryset.filter(scope)

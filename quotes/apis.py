@@ -15,6 +15,7 @@ from portal.api.fields import SyncedOutputSerializer, datetime_formatter, decima
 from portal.api.mixins import CompanyScopedApiMixin
 from portal.api.pagination import get_paginated_response
 from portal.api.schema import error_response
+from portal.selectors import visibility_branches
 from quotes.models import Quote, QuoteDecision, QuoteLineItem
 from quotes.selectors import quote_amounts, quote_list_visible_to
 from quotes.services import NOTES_MAX, REASON_MAX, QuoteDecisionError, quote_approve, quote_reject
@@ -298,6 +299,7 @@ class QuoteListApi(CompanyScopedApiMixin, APIView):
             queryset=quotes.values(*LIST_COLUMNS),
             request=request,
             view=self,
+            branches=visibility_branches(request.user, client_field="client_id"),
         )
 
 

@@ -2,6 +2,7 @@
 (which must be unique and indexed, e.g. "-id")."""
 
 from django.conf import settings
+from django.db.models import Q, QuerySet
 from rest_framework import pagination
 from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
@@ -38,6 +39,35 @@ class ApiCursorPagination(pagination.CursorPagination):
         return body
 
 
+class _Branched:
+    """A list's queryset whose page is read as one index walk per branch (a condition such
+    as `integration_id = 3`, portal.selectors.visibility_branches) instead of one walk of the
+    ordering's index that filters out other tenants' rows: each branch gives its first
+    `stop` rows in the page's order past the cursor, and the page is the first `stop` of
+    their union, so it holds the same rows in the same order as the plain query.
+
+    It offers what DRF's CursorPagination.paginate_queryset uses: order_by, filter and a
+    slice. The branches must cover the queryset's scope (every row it returns matches at
+    least one), and the ordering must be unique (an id), as cursor pagination needs anyway."""
+
+    def __init__(self, queryset: QuerySet, branches: list[Q]) -> None:
+        self.queryset = queryset
+        self.branches = branches
+
+    def order_by(self, *fields) -> "_Branched":
+        return _Branched(self.queryset.order_by(*fields), self.branches)
+
+    def filter(self, *args, **kwargs) -> "_Branched":
+        return _Branched(self.queryset.filter(*args, **kwargs), self.branches)
+
+    def __getitem__(self, k: slice) -> QuerySet:
+        if not isinstance(k, slice) or k.stop is None or k.step is not None:
+            raise TypeError("a page is read by a bounded slice")
+        walks = [self.queryset.filter(branch).values("pk")[: k.stop] for branch in self.branches]
+        page_ids = walks[0].union(*walks[1:], all=True)
+        return self.queryset.filter(pk__in=page_ids)[k]
+
+
 def get_paginated_response(
     *,
     pagination_class,
@@ -47,9 +77,14 @@ def get_paginated_response(
     view,
     ordering: str = "-id",
     context: dict | None = None,
+    branches: list[Q] | None = None,
 ) -> Response:
+    """One page of `queryset` as the paginated answer. `branches` (a list's scope split by
+    portal.selectors.visibility_branches) reads the page as one index walk per branch."""
     paginator = pagination_class()
     paginator.ordering = ordering
+    if branches:
+        queryset = _Branched(queryset, branches)
     page = paginator.paginate_queryset(queryset, request, view=view)
     context = {"request": request, "view": view, **(context or {})}
     serializer = serializer_class(page, many=True, context=context)

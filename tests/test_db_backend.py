@@ -1,0 +1,75 @@
+"""config.postgresql: Django's PostgreSQL backend whose per-request health check reads the idle
+connection's socket instead of sending `SELECT 1`."""
+
+import time
+
+import psycopg
+import pytest
+from django.core.signals import request_started
+from django.db import connection
+
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.skipif(connection.vendor != "postgresql", reason="a PostgreSQL backend"),
+]
+
+
+def _other_connection() -> psycopg.Connection:
+    settings = connection.settings_dict
+    return psycopg.connect(
+        host=settings["HOST"] or "127.0.0.1",
+        port=settings["PORT"] or 5432,
+        user=settings["USER"] or "postgres",
+        password=settings["PASSWORD"] or None,
+        dbname=settings["NAME"],
+        autocommit=True,
+    )
+
+
+def _last_query(pid: int) -> str:
+    with _other_connection() as other:
+        return other.execute("SELECT query FROM pg_stat_activity WHERE pid = %s", [pid]).fetchone()[
+            0
+        ]
+
+
+def test_the_site_uses_the_backend():
+    assert connection.settings_dict["ENGINE"] == "config.postgresql"
+    assert connection.settings_dict["CONN_HEALTH_CHECKS"] is True
+
+
+def test_a_healthy_idle_connection_is_usable_without_a_round_trip():
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 'fieldbridge-marker'")
+    pid = connection.connection.info.backend_pid
+    assert connection.is_usable()
+    # The server saw no query after ours (Django's own check would have sent SELECT 1).
+    assert _last_query(pid) == "SELECT 'fieldbridge-marker'"
+
+
+def test_a_connection_the_server_ended_is_replaced_before_the_next_query():
+    connection.ensure_connection()
+    pid = connection.connection.info.backend_pid
+    with _other_connection() as other:
+        assert other.execute("SELECT pg_terminate_backend(%s)", [pid]).fetchone()[0]
+    deadline = time.monotonic() + 5
+    while connection.is_usable() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert not connection.is_usable()
+
+    # What Django does at the start of each request: the next query reconnects, no error.
+    request_started.send(sender=None)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        assert cursor.fetchone()[0] != pid
+
+
+def test_inside_a_transaction_the_server_is_asked():
+    from django.db import transaction
+
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 'in-transaction'")
+        pid = connection.connection.info.backend_pid
+        assert connection.is_usable()
+        assert _last_query(pid) == "SELECT 1"
