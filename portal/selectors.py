@@ -133,22 +133,25 @@ def visibility_q(user: User, *, client_field: str | None) -> Q | None:
 MAX_SCOPE_BRANCHES = 16
 
 
-def visibility_branches(user: User, *, client_field: str | None) -> list[Q] | None:
-    """The user's scope split into one condition per integration and per client, for lists
-    paged newest id first (portal.api.pagination.branched): PostgreSQL can walk an
-    `(integration, id)` or `(client, id)` index in id order for one value, not for a list, so
-    a scope of two integrations would otherwise walk the primary key and skip every other
-    tenant's newer rows. None when one walk does: a superuser, a scope of one integration or
-    client, or more than MAX_SCOPE_BRANCHES (each branch is a LIMIT-ed index walk)."""
+def visibility_branches(
+    user: User, *, client_field: str | None
+) -> dict[str, tuple[int, ...]] | None:
+    """The user's scope split into one branch per integration and per client ({field:
+    values}), for lists paged newest id first (portal.api.pagination._Branched): PostgreSQL
+    can walk an `(integration, id)` or `(client, id)` index in id order for one value, not
+    for a list, so a scope of two integrations would otherwise walk the primary key and skip
+    every other tenant's newer rows. None when one walk does: a superuser, a scope of one
+    integration or client, or more than MAX_SCOPE_BRANCHES (each branch is a LIMIT-ed walk)."""
     if not getattr(user, "is_authenticated", False) or not user.is_active or user.is_superuser:
         return None
     scope = user_scope(user)
-    branches = [Q(integration_id=pk) for pk in scope.integration_ids]
+    branches = {"integration_id": scope.integration_ids}
     if client_field is not None:
-        branches += [Q(**{client_field: pk}) for pk in scope.client_ids]
-    if not 2 <= len(branches) <= MAX_SCOPE_BRANCHES:
+        branches[client_field] = scope.client_ids
+    count = sum(len(values) for values in branches.values())
+    if not 2 <= count <= MAX_SCOPE_BRANCHES:
         return None
-    return branches
+    return {field: values for field, values in branches.items() if values}
 
 
 def _scoped(queryset: QuerySet, user: User, *, client_field: str | None) -> QuerySet:

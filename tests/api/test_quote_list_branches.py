@@ -131,3 +131,14 @@ def test_one_integration_or_client_keeps_the_plain_query(tenants, small_pages):
         pages, _ = walk(api, "/api/v1/quotes/")
     assert [pk for page in pages for pk in page] == expected(clients=[tenants["site"]])
     assert not any("UNION" in q["sql"] for q in queries)
+
+
+def test_the_per_branch_compile_gives_the_same_page(tenants):
+    from portal.api.pagination import _Branched
+    from quotes.selectors import quote_list_visible_to
+
+    quotes = quote_list_visible_to(user=tenants["head_user"]).values("id").order_by("-id")
+    branched = _Branched(quotes, {"client_id": (tenants["site"].parent_id, tenants["site"].pk)})
+    for stop in (1, 5, 50):
+        assert list(branched[0:stop]) == list(branched._compiled_per_branch(slice(0, stop)))
+        assert list(branched[0:stop]) == list(quotes[0:stop])
