@@ -174,7 +174,9 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def start_gunicorn(port: int, workers: int, env: dict) -> subprocess.Popen:
+def start_gunicorn(
+    port: int, workers: int, env: dict, *, worker_class: str = "sync", threads: int = 1
+) -> subprocess.Popen:
     log = open(ROOT / "var" / "bench-api-gunicorn.log", "w")  # noqa: SIM115 - lives with the server
     proc = subprocess.Popen(  # noqa: S603 - our own interpreter and arguments
         [
@@ -187,7 +189,9 @@ def start_gunicorn(port: int, workers: int, env: dict) -> subprocess.Popen:
             "--workers",
             str(workers),
             "--worker-class",
-            "sync",
+            worker_class,
+            "--threads",
+            str(threads),
             "--backlog",
             "512",
             "--log-level",
@@ -413,6 +417,8 @@ def main() -> None:
     parser.add_argument("--warmup", type=float, default=3.0, help="seconds, per case")
     parser.add_argument("--rounds", type=int, default=5, help="alternations of the cases")
     parser.add_argument("--workers", type=int, default=2 * (os.cpu_count() or 1) + 1)
+    parser.add_argument("--worker-class", default="sync", choices=("sync", "gthread"))
+    parser.add_argument("--threads", type=int, default=1, help="per worker (gthread)")
     args = parser.parse_args()
 
     url = os.environ.get("DATABASE_URL", DEFAULT_DATABASE_URL)
@@ -454,7 +460,9 @@ def main() -> None:
     connections.close_all()  # gunicorn's workers get the database to themselves
 
     port = free_port()
-    server = start_gunicorn(port, args.workers, dict(os.environ))
+    server = start_gunicorn(
+        port, args.workers, dict(os.environ), worker_class=args.worker_class, threads=args.threads
+    )
     base = f"http://127.0.0.1:{port}"
     ids = iter(undecided)
     ids_lock = threading.Lock()
@@ -497,7 +505,9 @@ def main() -> None:
         assert len(staff_page["results"]) == 50
         assert {q["provider"] for q in staff_page["results"]} == {"servicem8", "servicetitan"}
         print(
-            f"gunicorn: {args.workers} sync workers on {os.cpu_count()} cores; "
+            f"gunicorn: {args.workers} {args.worker_class} workers"
+            f"{f' x {args.threads} threads' if args.worker_class == 'gthread' else ''}"
+            f" on {os.cpu_count()} cores; "
             f"{args.seconds:g} s per case and concurrency in {args.rounds} alternating rounds, "
             f"after {args.warmup:g} s warm-up",
             flush=True,

@@ -24,12 +24,16 @@ class SyncedModel(TimeStampedModel):
     provider's payload whole, so nothing the provider sent is lost. The tenant is the
     integration's company: no second company column that could disagree with it."""
 
+    # No index of its own on either: the unique (integration, external_id) index serves
+    # `integration_id` as its prefix, and every query on remote_deleted_at asks IS NULL of
+    # most of a table (the partial indexes carry that condition). Each index costs upkeep on
+    # every row a sync writes.
     integration = models.ForeignKey(
-        "integrations.Integration", on_delete=models.PROTECT, related_name="+"
+        "integrations.Integration", on_delete=models.PROTECT, related_name="+", db_index=False
     )
     external_id = models.CharField(max_length=255)
     remote_updated_at = models.DateTimeField(null=True, blank=True)
-    remote_deleted_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    remote_deleted_at = models.DateTimeField(null=True, blank=True)
     raw = models.JSONField(default=dict, blank=True)
     # A digest of what the sync engine last wrote: a row is rewritten only when it changes.
     content_hash = models.CharField(max_length=32, blank=True, editable=False)

@@ -62,7 +62,7 @@ from sync import alerts
 from sync import cursor as cursors
 from sync.models import HeldRecord, SyncCursor, SyncError, SyncRun
 from sync.prefetch import prefetched
-from sync.writers import WriteResult, model_for, unpack, write_records
+from sync.writers import WriteResult, forget_hints, model_for, unpack, write_records
 
 logger = logging.getLogger("sync.engine")
 
@@ -237,6 +237,7 @@ def sync_entity(
         run = _start(integration, entity, mode, exclusive=bool(exclusive), run_id=run_id)
         if run.status != SyncRun.Status.RUNNING:
             return run
+        forget_hints(integration_id)
         state = _Run(
             integration=integration,
             provider=provider,

@@ -15,7 +15,11 @@ order (clients before jobs before quotes before line items):
    When the table already holds the integration's rows (a second full sync), the stored
    digests are read first (one indexed query) and the rows the merge would leave alone are
    not COPYed at all; after a batch that was all new (a first sync) that check is skipped.
-   Payloads are JSON-encoded once a page (orjson) for both the digest and the COPY;
+   A batch expected to be all new (that check found none of it stored, or was skipped) is
+   COPYed straight into the table under a savepoint, no staging table and no merge; if the
+   database refuses it (a row stored meanwhile, a bad value), it goes to the staging table
+   and the merge as above. Payloads are JSON-encoded once a page (orjson) for both the
+   digest and the COPY;
 3. elsewhere (SQLite: local development), reads the existing rows' digests with one query per
    batch, skips the unchanged and the stale, and upserts the rest with
    `bulk_create(update_conflicts=True)`;
@@ -705,6 +709,8 @@ class _MergePlan:
     create_sql: str
     copy_sql: str
     merge_sql: str
+    # COPY straight into the table, for a batch expected to be all new (`_copy_new`).
+    insert_copy_sql: str
 
 
 _PLANS: dict[Sink, _MergePlan] = {}
@@ -768,6 +774,9 @@ def _merge_plan(sink: Sink) -> _MergePlan:
             "SELECT count(*), count(*) FILTER (WHERE created), count(*) FILTER (WHERE gone) "
             "FROM merged"
         ),
+        insert_copy_sql=(
+            f'COPY {table} ({listed}, "integration_id", "created_at", "updated_at") FROM STDIN'
+        ),
     )
     _PLANS[sink] = plan
     return plan
@@ -819,13 +828,21 @@ def _merge_batch(
     if not rows:
         return result
     key = (integration_id, sink.model)
-    if _EXPECT_STORED.get(key, True):
-        rows, staged, skipped = _without_unchanged(integration_id, sink, rows, staged)
+    all_new = not _EXPECT_STORED.get(key, True)
+    if not all_new:
+        rows, staged, skipped, any_stored = _without_unchanged(integration_id, sink, rows, staged)
         result.unchanged += len(skipped)
         result.settled[sink.model].update(skipped)
         if not rows:
             _EXPECT_STORED[key] = True
             return result
+        all_new = not any_stored
+    if all_new and _copy_new(plan, integration_id, rows, now):
+        result.created = len(rows)
+        result.deleted = sum(1 for record in staged if record.deleted)
+        result.settled[sink.model].update(r.external_id for r in staged)
+        _EXPECT_STORED[key] = False
+        return result
     try:
         with transaction.atomic(), connection.cursor() as cur:
             cur.execute(plan.create_sql)
@@ -853,19 +870,51 @@ def _merge_batch(
     return result
 
 
+def _copy_new(plan: _MergePlan, integration_id: int, rows: list[list], now: datetime) -> bool:
+    """COPY rows expected to be all new straight into the table, stamped as the merge stamps
+    them, under a savepoint; True if the database took them all. A row already stored (a
+    webhook's re-fetch behind the hint's back) breaks the unique constraint; that, or any row
+    the database refuses, rolls the savepoint back and the batch goes to the staging table and
+    the merge (and its one-by-one fallback) instead."""
+    try:
+        with (
+            transaction.atomic(),
+            connection.cursor() as cur,
+            connection.wrap_database_errors,
+            cur.cursor.copy(plan.insert_copy_sql) as copy,
+        ):
+            stamps = (integration_id, now, now)
+            for row in rows:
+                copy.write_row((*row, *stamps))
+    except DatabaseError:
+        return False
+    return True
+
+
 # (integration id, model) -> whether the next batch's rows are likely stored already (a
 # second full sync) and worth checking before the COPY; False after a batch that was all new
-# (a first sync), where the check finds nothing. Only a hint: the merge judges every row it
-# is given the same way, so a wrong guess costs one query or one COPY, never a wrong write.
+# (a first sync), where the check finds nothing and the batch is COPYed straight into the
+# table (`_copy_new`). Only a hint: a wrong guess costs one query or one refused COPY (the
+# merge then judges every row as always), never a wrong write.
 _EXPECT_STORED: dict[tuple[int, type[SyncedModel]], bool] = {}
+
+
+def forget_hints(integration_id: int) -> None:
+    """Start a run without the last run's hints (sync.engine calls it): a worker process
+    lives for many runs, and a hint of "all new" left by a first sync would make the next
+    run's first batch of each table try a COPY that its stored rows make the database
+    refuse. Without a hint a batch's stored digests are checked first, as always."""
+    for key in [key for key in _EXPECT_STORED if key[0] == integration_id]:
+        del _EXPECT_STORED[key]
 
 
 def _without_unchanged(
     integration_id: int, sink: Sink, rows: list[list], staged: list[ExternalRecord]
-) -> tuple[list[list], list[ExternalRecord], list[str]]:
+) -> tuple[list[list], list[ExternalRecord], list[str], bool]:
     """Drop the rows the merge would leave as they are, by the stored digests (one indexed
     query): same content and deletion state, or older than the stored copy. The rest go to
-    the COPY and merge; returns (rows, their records, external ids of the rows dropped)."""
+    the COPY and merge; returns (rows, their records, external ids of the rows dropped,
+    whether any row of the batch is stored at all)."""
     table = connection.ops.quote_name(sink.model._meta.db_table)
     with connection.cursor() as cur:
         cur.execute(
@@ -876,7 +925,7 @@ def _without_unchanged(
         )
         stored = {ext: (digest, gone, at) for ext, digest, gone, at in cur.fetchall()}
     if not stored:
-        return rows, staged, []
+        return rows, staged, [], False
     kept_rows: list[list] = []
     kept: list[ExternalRecord] = []
     skipped: list[str] = []
@@ -891,7 +940,7 @@ def _without_unchanged(
                 continue
         kept_rows.append(row)
         kept.append(record)
-    return kept_rows, kept, skipped
+    return kept_rows, kept, skipped, True
 
 
 # -- elsewhere (and the one-by-one fallback): bulk_create(update_conflicts=True) ----------------

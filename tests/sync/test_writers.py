@@ -83,12 +83,99 @@ def test_one_insert_statement_per_batch(integration, write_path):
     with CaptureQueriesContext(connection) as queries:
         write_records(integration.pk, records)
     inserts = [q["sql"] for q in queries.captured_queries if "INSERT" in q["sql"]]
-    if write_path == "copy":  # the page is COPYed (not an execute) and merged once
-        assert len(inserts) == 1 and inserts[0].startswith("WITH merged AS (INSERT")
+    if write_path == "copy":  # a first page is COPYed straight into the table: no INSERT
+        assert inserts == []
     else:
         assert len(inserts) == 3  # 1,000 rows a statement
     assert all("ON CONFLICT" in sql for sql in inserts)
     assert Client.objects.filter(integration=integration).count() == 2500
+
+    later = T0 + timedelta(minutes=1)
+    with CaptureQueriesContext(connection) as queries:
+        result = write_records(integration.pk, [client(f"c{i}", "New", later) for i in range(2500)])
+    assert result.updated == 2500
+    inserts = [q["sql"] for q in queries.captured_queries if "INSERT" in q["sql"]]
+    if write_path == "copy":  # stored rows are COPYed to the staging table and merged once
+        assert len(inserts) == 1 and inserts[0].startswith("WITH merged AS (INSERT")
+    else:
+        assert len(inserts) == 3
+    assert all("ON CONFLICT" in sql for sql in inserts)
+
+
+def _merged(queries) -> list[str]:
+    return [q["sql"] for q in queries.captured_queries if "INSERT" in q["sql"]]
+
+
+def test_a_batch_of_new_rows_is_copied_straight_into_the_table(integration, write_path):
+    """A first sync: no row of the batch is stored, so (on PostgreSQL) it is COPYed into the
+    table itself: no staging table, no merge, and the rows, stamps and counts are what the
+    merge would have made."""
+    page = [client(f"c{i}") for i in range(200)] + [client("gone", deleted=True)]
+    with CaptureQueriesContext(connection) as queries:
+        result = write_records(integration.pk, page)
+    assert (result.created, result.updated, result.unchanged, result.deleted) == (201, 0, 0, 1)
+    assert result.settled[Client] == {r.external_id for r in page}
+    if write_path == "copy":
+        sql = " ".join(q["sql"] for q in queries.captured_queries)
+        assert _merged(queries) == [] and "sync_stage_" not in sql
+    row = Client.objects.get(integration=integration, external_id="c7")
+    assert len(row.content_hash) == 32  # (the merge's digest: the rewrite below is unchanged)
+    assert (row.name, row.raw, row.remote_updated_at, row.is_active) == (
+        "Acme",
+        {"uuid": "c7", "name": "Acme"},
+        T0,
+        True,
+    )
+    assert row.remote_deleted_at is None
+    gone = Client.objects.get(integration=integration, external_id="gone")
+    assert gone.remote_deleted_at is not None and gone.is_active is False
+    if write_path == "copy":  # one stamp, as the merge sets them
+        assert row.created_at == row.updated_at
+        assert gone.remote_deleted_at == gone.updated_at == gone.created_at
+
+    # The next new batch goes the same way (the check before the COPY is skipped) …
+    with CaptureQueriesContext(connection) as queries:
+        result = write_records(integration.pk, [client(f"n{i}") for i in range(50)])
+    assert (result.created, result.updated, result.unchanged) == (50, 0, 0)
+    if write_path == "copy":
+        assert _merged(queries) == []
+        assert not any("content_hash" in q["sql"] for q in queries.captured_queries)
+
+    # … and writing the same rows again changes nothing, deleted ones included.
+    stamp = Client.objects.get(integration=integration, external_id="c7").updated_at
+    result = write_records(integration.pk, page)
+    assert (result.created, result.updated, result.unchanged, result.deleted) == (0, 0, 201, 0)
+    assert result.settled[Client] == {r.external_id for r in page}
+    assert Client.objects.get(integration=integration, external_id="c7").updated_at == stamp
+    assert Client.objects.get(external_id="gone").remote_deleted_at == gone.remote_deleted_at
+    assert Client.objects.filter(integration=integration).count() == 251
+
+
+def test_a_row_stored_behind_the_writers_back_falls_back_to_the_merge(integration, write_path):
+    """After a batch that was all new the writers expect new rows and COPY straight into the
+    table; a row stored meanwhile (a webhook's re-fetch) makes the database refuse the COPY,
+    and the whole batch goes through the merge instead: nothing lost, nothing doubled."""
+    write_records(integration.pk, [client("c0")])
+    if write_path == "copy":
+        assert writers._EXPECT_STORED[(integration.pk, Client)] is False
+    Client.objects.create(integration=integration, external_id="c2", name="Webhook", raw={})
+    page = [client("c1"), client("c2", name="Listed"), client("c3", deleted=True)]
+    with CaptureQueriesContext(connection) as queries:
+        result = write_records(integration.pk, page)
+    assert (result.created, result.updated, result.unchanged, result.deleted) == (2, 1, 0, 1)
+    assert result.settled[Client] == {"c1", "c2", "c3"}
+    assert result.failed == []
+    if write_path == "copy":
+        assert len(_merged(queries)) == 1  # the fallback: staged and merged
+        assert writers._EXPECT_STORED[(integration.pk, Client)] is True
+    rows = {c.external_id: c for c in Client.objects.filter(integration=integration)}
+    assert sorted(rows) == ["c0", "c1", "c2", "c3"]
+    assert rows["c2"].name == "Listed" and len(rows["c2"].content_hash) == 32
+    assert rows["c3"].remote_deleted_at is not None
+    assert rows["c1"].remote_deleted_at is None
+
+    result = write_records(integration.pk, page)
+    assert (result.created, result.updated, result.unchanged, result.deleted) == (0, 0, 3, 0)
 
 
 def test_unchanged_rows_are_checked_before_the_copy_and_never_merged(integration, write_path):
@@ -434,3 +521,20 @@ def test_servicem8_materials_become_line_items_of_quote_jobs(integration):
         ("m1", "j-quote")
     ]
     assert Quote.objects.get().job.external_id == "j-quote"
+
+
+def test_a_new_run_forgets_the_last_runs_hint(integration, write_path):
+    """A worker lives for many runs: after a first sync left "all new" behind, the next run
+    checks the stored digests before it COPYs, instead of a COPY the database refuses."""
+    write_records(integration.pk, [client("c0"), client("c1")])
+    writers.forget_hints(integration.pk)
+    assert (integration.pk, Client) not in writers._EXPECT_STORED
+    with CaptureQueriesContext(connection) as queries:
+        result = write_records(integration.pk, [client("c0"), client("c1", name="New")])
+    assert (result.created, result.updated, result.unchanged) == (0, 1, 1)
+    if write_path == "copy":
+        checks = [
+            q for q in queries.captured_queries if q["sql"].startswith('SELECT "external_id"')
+        ]
+        assert len(checks) == 1  # the stored digests, read before any COPY
+        assert len(_merged(queries)) == 1
