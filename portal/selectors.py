@@ -77,6 +77,17 @@ def _user_scope_query(user: User) -> Scope:
     )
 
 
+def user_scope_cache_keys(user: User) -> tuple[str, str]:
+    """The cache entries user_scope reads for a user flagged `share_scope_cache`."""
+    return (SCOPE_VERSION_KEY, _scope_cache_key(user))
+
+
+def user_scope_prefetched(user: User, found: dict) -> None:
+    """Hand user_scope the entries of user_scope_cache_keys read elsewhere (the API reads
+    them in its throttles' Redis round trip, portal.api.mixins): {key: value} of those found."""
+    user._fieldbridge_scope_found = found
+
+
 def user_scope(user: User) -> Scope:
     """The ids a non-superuser may see, read once per request (cached on the user object):
     plain id lists let PostgreSQL walk an index in page order instead of filtering 100,000
@@ -92,7 +103,9 @@ def user_scope(user: User) -> Scope:
         cached = user._fieldbridge_scope = _user_scope_query(user)
     if cached is None:
         key = _scope_cache_key(user)
-        found = cache.get_many([SCOPE_VERSION_KEY, key])
+        found = getattr(user, "_fieldbridge_scope_found", None)
+        if found is None:
+            found = cache.get_many([SCOPE_VERSION_KEY, key])
         version = found.get(SCOPE_VERSION_KEY)
         stored = found.get(key)
         if version is not None and stored is not None and stored[0] == version:

@@ -73,3 +73,31 @@ def test_inside_a_transaction_the_server_is_asked():
         pid = connection.connection.info.backend_pid
         assert connection.is_usable()
         assert _last_query(pid) == "SELECT 1"
+
+
+def test_timestamps_are_read_by_the_c_loader_in_utc():
+    import datetime
+
+    from django.db import transaction
+    from psycopg import pq
+
+    from config.postgresql.base import _CTimestamptzLoader
+    from portal.models import Company
+
+    company = Company.objects.create(name="Stamp", slug="stamp")
+    loader = connection.connection.adapters.get_loader(1184, pq.Format.TEXT)  # timestamptz
+    assert _CTimestamptzLoader is not None and loader is _CTimestamptzLoader
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT '2026-11-22 10:11:12.5+10'::timestamptz")
+        (value,) = cursor.fetchone()
+    assert value == datetime.datetime(2026, 11, 22, 0, 11, 12, 500000, tzinfo=datetime.UTC)
+    assert value.tzinfo is datetime.UTC  # as Django's own loader gives it
+    stored = Company.objects.values_list("created_at", flat=True).get(pk=company.pk)
+    assert stored.tzinfo is datetime.UTC
+    with transaction.atomic():  # a server-side (named) cursor reads them the same way
+        (streamed,) = Company.objects.filter(pk=company.pk).values_list("created_at", flat=True)
+        assert list(
+            Company.objects.filter(pk=company.pk)
+            .values_list("created_at", flat=True)
+            .iterator(chunk_size=1)
+        ) == [streamed]

@@ -31,7 +31,11 @@ from rest_framework.throttling import BaseThrottle
 
 from portal.api.pagination import ApiCursorPagination
 from portal.api.throttles import RateLimitHeadersMixin, throttle_waits
-from portal.selectors import company_list_visible_to
+from portal.selectors import (
+    company_list_visible_to,
+    user_scope_cache_keys,
+    user_scope_prefetched,
+)
 
 FORBIDDEN_OVERRIDES = ("get_queryset", "get_permissions")
 UNSAFE_HANDLERS = ("post", "put", "patch", "delete")
@@ -130,7 +134,18 @@ class CompanyScopedApiMixin(RateLimitHeadersMixin):
             [t for t in throttles if getattr(t, "before_authentication", False) is phase]
             for phase in phases
         ]
-        waits = throttle_waits(sum(phased, []), request, self, gate=len(phased[0]))
+        user = request.user if False in phases else None  # (authenticated by now)
+        reads_scope = bool(user and user.is_authenticated and not user.is_superuser)
+        waits, found = throttle_waits(
+            sum(phased, []),
+            request,
+            self,
+            gate=len(phased[0]),
+            # The user's scope, which the view reads next: in the same round trip.
+            also_read=user_scope_cache_keys(user) if reads_scope else (),
+        )
+        if reads_scope and found is not None:
+            user_scope_prefetched(user, found)
         if waits:
             self.throttled(request, max((w for w in waits if w is not None), default=None))
 

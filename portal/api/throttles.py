@@ -106,21 +106,27 @@ class IpWriteRateThrottle(IpRateThrottle):
     writes_only = True
 
 
-# KEYS: the windows; ARGV: now, the gate (how many leading windows form the first phase),
-# then each window's limit and duration. Per window: drop the timestamps that left it, count
-# the request if under the limit (LPUSH, EXPIRE), and return {allowed, size, oldest}. When a
-# window of the first phase refuses, the later windows are left alone (not counted, no
-# result), as if the phases had been two calls. `now` is stored as sent (a float's repr), so
-# it reads back exactly.
+# KEYS: the windows, then cache entries to read along (`also_read`); ARGV: now, the gate (how
+# many leading windows form the first phase), the number of windows, then each window's limit
+# and duration. Per window: drop the timestamps that left it, count the request if under the
+# limit (LPUSH, EXPIRE), and return {allowed, size, oldest}. When a window of the first phase
+# refuses, the later windows are left alone (not counted, no result), as if the phases had
+# been two calls. The first element of the answer is the MGET of the entries read along (an
+# empty list when none). `now` is stored as sent (a float's repr), so it reads back exactly.
 _WINDOWS_LUA = b"""
 local now = tonumber(ARGV[1])
 local gate = tonumber(ARGV[2])
+local windows = tonumber(ARGV[3])
 local refused = false
-local out = {}
-for i, key in ipairs(KEYS) do
+local out = {{}}
+if #KEYS > windows then
+  out[1] = redis.call('MGET', unpack(KEYS, windows + 1))
+end
+for i = 1, windows do
+  local key = KEYS[i]
   if refused and i > gate then break end
-  local limit = tonumber(ARGV[2 * i + 1])
-  local duration = tonumber(ARGV[2 * i + 2])
+  local limit = tonumber(ARGV[2 * i + 2])
+  local duration = tonumber(ARGV[2 * i + 3])
   while true do
     local oldest = redis.call('LINDEX', key, -1)
     if not oldest or tonumber(oldest) > now - duration then break end
@@ -134,7 +140,7 @@ for i, key in ipairs(KEYS) do
   elseif i <= gate then
     refused = true
   end
-  out[i] = {allowed, redis.call('LLEN', key), redis.call('LINDEX', key, -1) or false}
+  out[i + 1] = {allowed, redis.call('LLEN', key), redis.call('LINDEX', key, -1) or false}
 end
 return out
 """
@@ -150,8 +156,13 @@ def _redis_client(cache):
     return cache._cache.get_client(write=True)
 
 
-def throttle_waits(throttles, request, view, *, gate: int | None = None) -> list[float | None]:
-    """Count the request against every throttle; the waits of those that refuse it.
+def throttle_waits(
+    throttles, request, view, *, gate: int | None = None, also_read: tuple[str, ...] = ()
+) -> tuple[list[float | None], dict | None]:
+    """Count the request against every throttle; the waits of those that refuse it, and the
+    cache entries named by `also_read` that were found (read in the same Redis round trip:
+    e.g. the user's scope, portal.selectors.user_scope_cache_keys; None when they were not
+    read, without Redis or without windows to check: the caller reads them itself).
 
     `gate`: the first `gate` throttles are an earlier phase checked in the same round trip
     (the per-IP ones of a session request, see mixins): when one of them refuses, the others
@@ -179,22 +190,24 @@ def throttle_waits(throttles, request, view, *, gate: int | None = None) -> list
         if throttle.key is not None:
             active.append(throttle)
     if not active:
-        return waits
+        return waits, None
     now = time.time()
     # Lists, not the cache's pickled values: a suffix keeps them apart from DRF-format keys.
     keys = [cache.make_and_validate_key(f"{t.key}:window") for t in active]
-    args = [repr(now), sum(1 for t in active if id(t) in first)]
+    keys += [cache.make_and_validate_key(name) for name in also_read]
+    args = [repr(now), sum(1 for t in active if id(t) in first), len(active)]
     for throttle in active:
         args += [throttle.num_requests, throttle.duration]
+    read, *results = _WINDOWS(keys=keys, args=args, client=client)
     # The windows after a refusing first-phase window get no result (zip stops there).
-    for throttle, (allowed, count, oldest) in zip(
-        active, _WINDOWS(keys=keys, args=args, client=client), strict=False
-    ):
+    for throttle, (allowed, count, oldest) in zip(active, results, strict=False):
         throttle.now = now
         throttle.settle(request, count=int(count), oldest=None if oldest is None else float(oldest))
         if not allowed:
             waits.append(throttle.wait())
-    return waits
+    loads = cache._cache._serializer.loads  # as RedisCache.get decodes a value
+    found = {name: loads(raw) for name, raw in zip(also_read, read or (), strict=False) if raw}
+    return waits, found
 
 
 class RateLimitHeadersMixin:

@@ -37,7 +37,8 @@ def tenants():
     for i in range(15):
         factories.QuoteFactory(integration=sm8, client=head, status=("sent", "draft")[i % 2])
         factories.QuoteFactory(integration=foreign, client=other)
-        factories.QuoteFactory(integration=st, client=st_client, status=("sent", "approved")[i % 3 == 0])
+        status = ("sent", "approved")[i % 3 == 0]
+        factories.QuoteFactory(integration=st, client=st_client, status=status)
         factories.QuoteFactory(integration=sm8, client=site)
         factories.QuoteFactory(integration=foreign, client=other)
     # Long runs from one walk: a page (4 + 1 rows) must come from one branch alone.

@@ -20,7 +20,12 @@ from portal.api.renderers import OrjsonRenderer
 from portal.api.throttles import _redis_client
 from portal.api.user_cache import user_cache_key
 from tests.api.test_auth_and_throttling import URL
-from tests.api.test_throttle_round_trips import redis_commands, throttle_round_trips  # noqa: F401
+from tests.api.test_throttle_round_trips import (  # noqa: F401
+    read_along,
+    redis_commands,
+    throttle_round_trips,
+    windows,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -40,7 +45,8 @@ def test_a_session_read_checks_ip_and_user_in_one_round_trip(world, redis_comman
     trips = throttle_round_trips(redis_commands)
     assert [args[0] for args in trips] == ["EVALSHA"]
     keys = [str(k) for k in trips[0][3:5]]
-    assert trips[0][2] == 2  # the per-IP window, then the per-user one
+    assert windows(trips[0]) == 2  # the per-IP window, then the per-user one
+    assert len(read_along(trips[0])) == 2  # and the user's scope, read along
     assert "IpRateThrottle" in keys[0] and "UserRateThrottle" in keys[1]
 
 

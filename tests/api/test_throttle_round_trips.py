@@ -35,6 +35,16 @@ def throttle_round_trips(sent) -> list:
     ]
 
 
+def windows(trip) -> int:
+    """How many throttle windows an EVALSHA checked (its other keys are read along)."""
+    numkeys = int(trip[2])
+    return int(trip[3 + numkeys + 2])
+
+
+def read_along(trip) -> list[str]:
+    return [str(key) for key in trip[3 + windows(trip) : 3 + int(trip[2])]]
+
+
 def test_a_read_checks_its_throttles_in_one_round_trip_per_phase(world, redis_commands):
     _token, raw = api_token_create(user=world.client_user, name="erp")
     api = bearer(raw)
@@ -45,7 +55,15 @@ def test_a_read_checks_its_throttles_in_one_round_trip_per_phase(world, redis_co
     trips = throttle_round_trips(redis_commands)
     # One before authentication (per IP), one after it (per user); the write throttles skip GETs.
     assert [args[0] for args in trips] == ["EVALSHA", "EVALSHA"]
-    assert [args[2] for args in trips] == [1, 1]  # one window each
+    assert [windows(args) for args in trips] == [1, 1]  # one window each
+    # After authentication the user's scope is read along: no round trip of its own.
+    assert read_along(trips[0]) == []
+    assert [("user-scope" in key) for key in read_along(trips[1])] == [True, True]
+    assert not [
+        args
+        for args in redis_commands
+        if args[0] in {"MGET", "GET"} and any("user-scope" in str(a) for a in args[1:])
+    ]
 
 
 def test_a_write_checks_two_throttles_per_round_trip(world, redis_commands):
@@ -57,7 +75,7 @@ def test_a_write_checks_two_throttles_per_round_trip(world, redis_commands):
     api.post(url, {"reason": ""}, format="json")
     trips = throttle_round_trips(redis_commands)
     assert [args[0] for args in trips] == ["EVALSHA", "EVALSHA"]
-    assert [args[2] for args in trips] == [2, 2]  # the general and the write window
+    assert [windows(args) for args in trips] == [2, 2]  # the general and the write window
 
 
 @pytest.fixture
