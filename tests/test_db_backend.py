@@ -39,6 +39,8 @@ def test_the_site_uses_the_backend():
 
 
 def test_a_healthy_idle_connection_is_usable_without_a_round_trip():
+    connection.ensure_connection()
+    assert connection.is_usable()  # a first check (or one after a long idle spell) asks
     with connection.cursor() as cursor:
         cursor.execute("SELECT 'fieldbridge-marker'")
     pid = connection.connection.info.backend_pid
@@ -47,8 +49,22 @@ def test_a_healthy_idle_connection_is_usable_without_a_round_trip():
     assert _last_query(pid) == "SELECT 'fieldbridge-marker'"
 
 
+def test_after_a_long_idle_spell_the_server_is_asked(monkeypatch):
+    from config.postgresql import base
+
+    connection.ensure_connection()
+    assert connection.is_usable()
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 'idle-marker'")
+    pid = connection.connection.info.backend_pid
+    monkeypatch.setattr(base, "IDLE_SECONDS", 0.0)  # (as if IDLE_SECONDS had passed)
+    assert connection.is_usable()
+    assert _last_query(pid) == "SELECT 1"
+
+
 def test_a_connection_the_server_ended_is_replaced_before_the_next_query():
     connection.ensure_connection()
+    assert connection.is_usable()  # checked just now: the next check reads the socket
     pid = connection.connection.info.backend_pid
     with _other_connection() as other:
         assert other.execute("SELECT pg_terminate_backend(%s)", [pid]).fetchone()[0]
@@ -101,3 +117,14 @@ def test_timestamps_are_read_by_the_c_loader_in_utc():
             .values_list("created_at", flat=True)
             .iterator(chunk_size=1)
         ) == [streamed]
+
+
+def test_settings_that_stop_saying_utc_get_djangos_loader(settings):
+    import datetime
+
+    connection.ensure_connection()  # opened with the C loader
+    settings.USE_TZ = False
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT '2026-11-22 10:11:12+00'::timestamptz")
+        (value,) = cursor.fetchone()
+    assert value == datetime.datetime(2026, 11, 22, 10, 11, 12)  # noqa: DTZ001 - naive, as Django gives it

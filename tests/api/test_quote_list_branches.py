@@ -143,3 +143,65 @@ def test_the_per_branch_compile_gives_the_same_page(tenants):
     for stop in (1, 5, 50):
         assert list(branched[0:stop]) == list(branched._compiled_per_branch(slice(0, stop)))
         assert list(branched[0:stop]) == list(quotes[0:stop])
+
+
+def crafted(query: str) -> str:
+    import base64
+
+    return "/api/v1/quotes/?cursor=" + base64.b64encode(query.encode()).decode()
+
+
+def test_the_fast_path_compiles_each_field_once(tenants, small_pages, monkeypatch):
+    from portal.api.pagination import _Branched
+
+    def refuse(self, k):
+        raise AssertionError("the per-branch compile is only a fallback")
+
+    monkeypatch.setattr(_Branched, "_compiled_per_branch", refuse)
+    pages, _ = walk(token_client(tenants["staff"]), "/api/v1/quotes/")
+    assert [pk for page in pages for pk in page] == expected(
+        integrations=[tenants["sm8"], tenants["st"]]
+    )
+
+
+def test_cursor_offsets_forwards_and_backwards(tenants, small_pages):
+    api = token_client(tenants["staff"])
+    want = expected(integrations=[tenants["sm8"], tenants["st"]])
+    position = want[5]
+    for offset in (0, 1, 3, 9):
+        forward = api.get(crafted(f"o={offset}&p={position}"))
+        assert forward.status_code == 200, forward.content
+        after = [pk for pk in want if pk < position]
+        assert [q["id"] for q in forward.json()["results"]] == after[offset : offset + 4]
+        backward = api.get(crafted(f"o={offset}&r=1&p={position}"))
+        assert backward.status_code == 200, backward.content
+        before = [pk for pk in want if pk > position]  # newest first
+        got = [q["id"] for q in backward.json()["results"]]
+        assert got == before[::-1][offset : offset + 4][::-1]
+
+
+@pytest.mark.parametrize("position", ["abc", "", "1.5", "99999999999999999999", "-" + "9" * 20])
+def test_a_cursor_position_that_is_no_id_is_bad_input(tenants, position):
+    for user in (tenants["staff"], tenants["head_user"]):
+        response = token_client(user).get(crafted(f"p={position}"))
+        assert response.status_code == 400, (position, response.content)
+        assert "cursor" in str(response.json())
+
+
+def test_a_position_equal_to_the_placeholder_still_answers(tenants):
+    from portal.api.pagination import _BRANCH_PLACEHOLDER
+
+    response = token_client(tenants["staff"]).get(crafted(f"p={_BRANCH_PLACEHOLDER}"))
+    assert response.status_code == 200
+    assert response.json()["results"] == []
+
+
+def test_without_limits_inside_a_union_the_plain_query_answers(tenants, small_pages, monkeypatch):
+    """SQLite (`make run`) takes no LIMIT inside a UNION: the pages come from the plain query."""
+    monkeypatch.setattr(connection.features, "supports_slicing_ordering_in_compound", False)
+    with CaptureQueriesContext(connection) as queries:
+        pages, _ = walk(token_client(tenants["staff"]), "/api/v1/quotes/")
+    assert [pk for page in pages for pk in page] == expected(
+        integrations=[tenants["sm8"], tenants["st"]]
+    )
+    assert not any("UNION" in q["sql"] for q in queries)
