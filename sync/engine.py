@@ -770,6 +770,7 @@ def sync_record(*, integration_id: int, entity: str, external_id: str) -> SyncRu
         has_errors=True,
     )
     with _recorded(state):
+        forget_hints(integration_id)  # (a worker's last full run may have left "all new")
         raw = provider.fetch_record(entity, external_id)
         if raw is None:
             deleted = 0

@@ -713,6 +713,10 @@ class _MergePlan:
     insert_copy_sql: str
 
 
+# What a row the database cannot take raises: the database's refusal, or a string it cannot
+# encode before sending (a lone UTF-16 surrogate, which a JSON "\\ud83d" escape decodes to).
+_REFUSED = (DatabaseError, UnicodeEncodeError)
+
 _PLANS: dict[Sink, _MergePlan] = {}
 
 
@@ -853,7 +857,7 @@ def _merge_batch(
                     copy.write_row(row)
             cur.execute(plan.merge_sql, {"integration": integration_id, "now": now})
             written, created, deleted = cur.fetchone()
-    except DatabaseError:
+    except _REFUSED:
         # A row the database refuses: find it (and only it) one row at a time.
         fallback = _write_batch(integration_id, sink, staged, one_by_one=True)
         fallback.held[:0] = result.held
@@ -886,7 +890,7 @@ def _copy_new(plan: _MergePlan, integration_id: int, rows: list[list], now: date
             stamps = (integration_id, now, now)
             for row in rows:
                 copy.write_row((*row, *stamps))
-    except DatabaseError:
+    except _REFUSED:
         return False
     return True
 
@@ -1028,13 +1032,13 @@ def _upsert(
         with transaction.atomic():
             insert([obj for _, obj, _ in rows])
         ok = rows
-    except DatabaseError:
+    except _REFUSED:
         for row in rows:
             try:
                 with transaction.atomic():
                     insert([row[1]])
                 ok.append(row)
-            except DatabaseError as exc:
+            except _REFUSED as exc:
                 result.failed.append((row[0], f"the database refused it: {exc}"[:1000]))
     for record, _obj, is_new in ok:
         result.created += int(is_new)

@@ -3,6 +3,8 @@
 import django.db.models.deletion
 from django.db import migrations, models
 
+from portal.migrations._sync_index_ops import drop_indexes
+
 
 class Migration(migrations.Migration):
     dependencies = [
@@ -10,35 +12,43 @@ class Migration(migrations.Migration):
         ("quotes", "0006_search_trgm"),
     ]
 
+    # Django's state only; the indexes are dropped CONCURRENTLY (see _sync_index_ops).
+    atomic = False
+
     operations = [
-        migrations.AlterField(
-            model_name="quote",
-            name="integration",
-            field=models.ForeignKey(
-                db_index=False,
-                on_delete=django.db.models.deletion.PROTECT,
-                related_name="+",
-                to="integrations.integration",
-            ),
-        ),
-        migrations.AlterField(
-            model_name="quote",
-            name="remote_deleted_at",
-            field=models.DateTimeField(blank=True, null=True),
-        ),
-        migrations.AlterField(
-            model_name="quotelineitem",
-            name="integration",
-            field=models.ForeignKey(
-                db_index=False,
-                on_delete=django.db.models.deletion.PROTECT,
-                related_name="+",
-                to="integrations.integration",
-            ),
-        ),
-        migrations.AlterField(
-            model_name="quotelineitem",
-            name="remote_deleted_at",
-            field=models.DateTimeField(blank=True, null=True),
+        migrations.SeparateDatabaseAndState(
+            state_operations=[
+                migrations.AlterField(
+                    model_name="quote",
+                    name="integration",
+                    field=models.ForeignKey(
+                        db_index=False,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="+",
+                        to="integrations.integration",
+                    ),
+                ),
+                migrations.AlterField(
+                    model_name="quote",
+                    name="remote_deleted_at",
+                    field=models.DateTimeField(blank=True, null=True),
+                ),
+                migrations.AlterField(
+                    model_name="quotelineitem",
+                    name="integration",
+                    field=models.ForeignKey(
+                        db_index=False,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="+",
+                        to="integrations.integration",
+                    ),
+                ),
+                migrations.AlterField(
+                    model_name="quotelineitem",
+                    name="remote_deleted_at",
+                    field=models.DateTimeField(blank=True, null=True),
+                ),
+            ],
+            database_operations=[drop_indexes("quotes", ["quote", "quotelineitem"])],
         ),
     ]

@@ -386,3 +386,30 @@ def test_servicetitan_incremental_under_faults_leaves_an_equal_copy(st_integrati
     assert activity.starts_at == new_start
     customer.refresh_from_db()
     assert customer.remote_deleted_at is not None
+
+
+def test_each_run_starts_without_the_last_runs_write_hints(
+    sm8_integration, sandbox_clean, monkeypatch
+):
+    """A first sync leaves the writers expecting new rows; the next run (a worker runs many)
+    checks the stored digests first instead of COPYing stored rows straight into the table
+    and having the database refuse them. A webhook's re-fetch starts afresh the same way."""
+    from sync import engine, writers
+
+    first = full(sm8_integration)
+    assert first.created_count > 0
+    if connection.vendor == "postgresql":
+        assert writers._EXPECT_STORED[(sm8_integration.pk, Client)] is False
+    copies = []
+    original = writers._copy_new
+    monkeypatch.setattr(writers, "_copy_new", lambda *args: copies.append(args) or original(*args))
+    again = full(sm8_integration)
+    assert (again.created_count, again.updated_count) == (0, 0)
+    assert copies == []  # nothing stored was offered to a straight COPY
+
+    writers._EXPECT_STORED[(sm8_integration.pk, Client)] = False  # as a first sync leaves it
+    stored = Client.objects.filter(integration=sm8_integration).first()
+    engine.sync_record(
+        integration_id=sm8_integration.pk, entity="clients", external_id=stored.external_id
+    )
+    assert copies == []

@@ -538,3 +538,14 @@ def test_a_new_run_forgets_the_last_runs_hint(integration, write_path):
         ]
         assert len(checks) == 1  # the stored digests, read before any COPY
         assert len(_merged(queries)) == 1
+
+
+def test_a_lone_surrogate_fails_its_record_and_the_page_goes_on(integration, write_path):
+    """JSON may carry "\\ud83d" alone (half an emoji pair), which Python decodes to a string
+    no database can store: that record fails with its reason, the rest are written."""
+    bad = client("bad", name="Caf\ud83d")
+    result = write_records(integration.pk, [client("ok1"), bad, client("ok2")])
+    assert result.created == 2
+    assert [record.external_id for record, _reason in result.failed] == ["bad"]
+    assert "surrogate" in result.failed[0][1] or "encode" in result.failed[0][1]
+    assert set(Client.objects.values_list("external_id", flat=True)) == {"ok1", "ok2"}
