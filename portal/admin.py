@@ -350,7 +350,9 @@ class CompanyScopedAdminMixin(AuditedAdminMixin):
                 except Exception:  # not a field path: leave it to Django
                     last = None
                 if last is not None and last.is_relation:
-                    entry = (entry, admin.RelatedOnlyFieldListFilter)
+                    tenant = last.related_model._meta.label in TENANT_MODELS
+                    related = TenantListFilter if tenant else admin.RelatedOnlyFieldListFilter
+                    entry = (entry, related)
             filters.append(entry)
         return filters
 
@@ -358,6 +360,25 @@ class CompanyScopedAdminMixin(AuditedAdminMixin):
 
     def audit_company_id(self, obj) -> int | None:
         return company_id_of(obj, self.company_field)
+
+
+TENANT_MODELS = ("portal.Company", "integrations.Integration")
+
+
+class TenantListFilter(admin.RelatedFieldListFilter):
+    """A filter by company or integration lists the user's own (every one for a superuser),
+    read from those small tables. RelatedOnlyFieldListFilter would find them with a SELECT
+    DISTINCT over every row of the listed table: a full scan of a synced table of millions."""
+
+    def field_choices(self, field, request, model_admin):
+        ordering = self.field_admin_ordering(field, request, model_admin)
+        if request.user.is_superuser:
+            return field.get_choices(include_blank=False, ordering=ordering)
+        companies = model_admin.team_company_ids(request)
+        lookup = "pk__in" if field.related_model is models.Company else "company_id__in"
+        return field.get_choices(
+            include_blank=False, limit_choices_to={lookup: companies}, ordering=ordering
+        )
 
 
 class CompanyScopedInlineMixin:
