@@ -833,19 +833,22 @@ def _merge_batch(
         return result
     key = (integration_id, sink.model)
     all_new = not _EXPECT_STORED.get(key, True)
+    skipped: list[str] = []
     if not all_new:
-        rows, staged, skipped, any_stored = _without_unchanged(integration_id, sink, rows, staged)
+        rows, staged, skipped, kept_stored = _without_unchanged(integration_id, sink, rows, staged)
         result.unchanged += len(skipped)
         result.settled[sink.model].update(skipped)
         if not rows:
             _EXPECT_STORED[key] = True
             return result
-        all_new = not any_stored
+        # What is left is all new (e.g. an incremental page: some unchanged, some new)?
+        all_new = not kept_stored
     if all_new and _copy_new(plan, integration_id, rows, now):
         result.created = len(rows)
         result.deleted = sum(1 for record in staged if record.deleted)
         result.settled[sink.model].update(r.external_id for r in staged)
-        _EXPECT_STORED[key] = False
+        # Skip the next batch's check only after a batch with nothing stored (a first sync).
+        _EXPECT_STORED[key] = bool(skipped)
         return result
     try:
         with transaction.atomic(), connection.cursor() as cur:
@@ -918,7 +921,7 @@ def _without_unchanged(
     """Drop the rows the merge would leave as they are, by the stored digests (one indexed
     query): same content and deletion state, or older than the stored copy. The rest go to
     the COPY and merge; returns (rows, their records, external ids of the rows dropped,
-    whether any row of the batch is stored at all)."""
+    whether any row kept is stored: if none is, they can be COPYed straight in)."""
     table = connection.ops.quote_name(sink.model._meta.db_table)
     with connection.cursor() as cur:
         cur.execute(
@@ -933,6 +936,7 @@ def _without_unchanged(
     kept_rows: list[list] = []
     kept: list[ExternalRecord] = []
     skipped: list[str] = []
+    kept_stored = False
     for row, record in zip(rows, staged, strict=True):
         current = stored.get(row[0])
         if current is not None:
@@ -942,9 +946,10 @@ def _without_unchanged(
             if stale or (digest == row[-1] and gone == record.deleted):
                 skipped.append(row[0])
                 continue
+            kept_stored = True
         kept_rows.append(row)
         kept.append(record)
-    return kept_rows, kept, skipped, True
+    return kept_rows, kept, skipped, kept_stored
 
 
 # -- elsewhere (and the one-by-one fallback): bulk_create(update_conflicts=True) ----------------

@@ -549,3 +549,19 @@ def test_a_lone_surrogate_fails_its_record_and_the_page_goes_on(integration, wri
     assert [record.external_id for record, _reason in result.failed] == ["bad"]
     assert "surrogate" in result.failed[0][1] or "encode" in result.failed[0][1]
     assert set(Client.objects.values_list("external_id", flat=True)) == {"ok1", "ok2"}
+
+
+def test_new_rows_beside_unchanged_ones_are_copied_straight_in(integration, write_path):
+    """An incremental page: some rows stored and unchanged, the rest new. The unchanged are
+    left out by their digests and the new ones go straight in, no merge; the next batch is
+    still checked first (something was stored)."""
+    write_records(integration.pk, [client("c0"), client("c1")])
+    writers.forget_hints(integration.pk)
+    with CaptureQueriesContext(connection) as queries:
+        result = write_records(integration.pk, [client("c0"), client("c1"), client("n0")])
+    assert (result.created, result.updated, result.unchanged) == (1, 0, 2)
+    assert result.settled[Client] == {"c0", "c1", "n0"}
+    if write_path == "copy":
+        assert _merged(queries) == []
+        assert writers._EXPECT_STORED[(integration.pk, Client)] is True
+    assert Client.objects.filter(integration=integration).count() == 3
