@@ -121,24 +121,32 @@ def user_scope(user: User) -> Scope:
     return cached
 
 
-def visibility_q(user: User, *, client_field: str | None) -> Q | None:
-    """The scope of a row with a `client` (through `client_field`) and an `integration`.
-    None means "everything" (a superuser); a Q that matches nothing for anonymous users."""
+def _scope_fields(user: User, *, client_field: str | None) -> dict[str, tuple[int, ...]] | None:
+    """The user's scope as {field: ids} of a row with an `integration` and a client (through
+    `client_field`), fields with no ids left out; None means "everything" (a superuser), {}
+    nothing (anonymous or inactive users, or an empty scope)."""
     if not getattr(user, "is_authenticated", False) or not user.is_active:
-        return Q(pk__in=[])
+        return {}
     if user.is_superuser:
         return None
     scope = user_scope(user)
-    parts = []
-    if scope.integration_ids:
-        parts.append(Q(integration_id__in=scope.integration_ids))
-    if client_field is not None and scope.client_ids:
-        parts.append(Q(**{f"{client_field}__in": scope.client_ids}))
-    if not parts:
+    fields = {"integration_id": scope.integration_ids}
+    if client_field is not None:
+        fields[client_field] = scope.client_ids
+    return {field: ids for field, ids in fields.items() if ids}
+
+
+def visibility_q(user: User, *, client_field: str | None) -> Q | None:
+    """The scope of a row with a `client` (through `client_field`) and an `integration`.
+    None means "everything" (a superuser); a Q that matches nothing for anonymous users."""
+    fields = _scope_fields(user, client_field=client_field)
+    if fields is None:
+        return None
+    if not fields:
         return Q(pk__in=[])
-    combined = parts[0]
-    for part in parts[1:]:
-        combined |= part
+    combined = Q()
+    for field, ids in fields.items():
+        combined |= Q(**{f"{field}__in": ids})
     return combined
 
 
@@ -155,16 +163,10 @@ def visibility_branches(
     for a list, so a scope of two integrations would otherwise walk the primary key and skip
     every other tenant's newer rows. None when one walk does: a superuser, a scope of one
     integration or client, or more than MAX_SCOPE_BRANCHES (each branch is a LIMIT-ed walk)."""
-    if not getattr(user, "is_authenticated", False) or not user.is_active or user.is_superuser:
+    fields = _scope_fields(user, client_field=client_field)
+    if not fields or not 2 <= sum(len(ids) for ids in fields.values()) <= MAX_SCOPE_BRANCHES:
         return None
-    scope = user_scope(user)
-    branches = {"integration_id": scope.integration_ids}
-    if client_field is not None:
-        branches[client_field] = scope.client_ids
-    count = sum(len(values) for values in branches.values())
-    if not 2 <= count <= MAX_SCOPE_BRANCHES:
-        return None
-    return {field: values for field, values in branches.items() if values}
+    return fields
 
 
 def _scoped(queryset: QuerySet, user: User, *, client_field: str | None) -> QuerySet:

@@ -55,7 +55,7 @@ class ApiCursorPagination(pagination.CursorPagination):
 
 # Stands in for a branch's value while its walk is compiled once for all values of a field.
 # No stored id is negative; if another parameter (a crafted cursor position) happens to equal
-# it, the placeholder is not found exactly once and each branch is compiled on its own.
+# it, the placeholder is not found exactly once and the plain query answers.
 _BRANCH_PLACEHOLDER = -(2**62) - 7
 
 
@@ -94,21 +94,13 @@ class _Branched:
             except EmptyResultSet:  # a condition nothing can match: the plain query says so
                 return self.queryset[k]
             at = [i for i, p in enumerate(walk_params) if p == _BRANCH_PLACEHOLDER]
-            if len(at) != 1:  # not a plain parameter after all: compile each branch
-                return self._compiled_per_branch(k)
+            if len(at) != 1:  # the placeholder is ambiguous: the plain query, same rows
+                return self.queryset[k]
             for value in values:
                 parts.append(f"({sql})")
                 params += [*walk_params[: at[0]], value, *walk_params[at[0] + 1 :]]
         page_ids = RawSQL(" UNION ALL ".join(parts), params)  # noqa: S611 - compiled by Django
         return self.queryset.filter(pk__in=page_ids)[k]
-
-    def _compiled_per_branch(self, k: slice) -> QuerySet:
-        walks = [
-            self.queryset.filter(**{field: value}).values("pk")[: k.stop]
-            for field, values in self.branches.items()
-            for value in values
-        ]
-        return self.queryset.filter(pk__in=walks[0].union(*walks[1:], all=True))[k]
 
 
 def get_paginated_response(
