@@ -60,8 +60,8 @@ def demo_seed(*, password: str, sandbox_url: str = "") -> DemoAccounts:
     if sandbox_url:
         from integrations.sandbox.accounts import (
             SERVICEM8_ACCOUNT,
-            SERVICETITAN_APP_KEY,
             SERVICETITAN_TENANT,
+            servicetitan_credentials,
         )
 
         integration.base_url_override = sandbox_url
@@ -76,12 +76,7 @@ def demo_seed(*, password: str, sandbox_url: str = "") -> DemoAccounts:
             defaults={"name": "ServiceTitan sandbox"},
         )
         titan.base_url_override = sandbox_url
-        titan.credentials = {
-            "tenant_id": SERVICETITAN_TENANT.tenant_id,
-            "client_id": SERVICETITAN_TENANT.client_id,
-            "client_secret": SERVICETITAN_TENANT.client_secret,
-            "app_key": SERVICETITAN_APP_KEY,
-        }
+        titan.credentials = servicetitan_credentials()
         # Estimates are sold "by" a technician (issue #5); the sandbox's first active one.
         titan.config = {**(titan.config or {}), "sold_by_technician_id": 7001}
         titan.save(update_fields=["base_url_override", "credentials", "config", "updated_at"])

@@ -109,6 +109,16 @@ SERVICETITAN_TENANTS: tuple[ServiceTitanTenant, ...] = (
 )
 
 
+def servicetitan_credentials(tenant: ServiceTitanTenant = SERVICETITAN_TENANT) -> dict[str, str]:
+    """What an integration's credentials hold to reach a sandbox tenant."""
+    return {
+        "tenant_id": tenant.tenant_id,
+        "client_id": tenant.client_id,
+        "client_secret": tenant.client_secret,
+        "app_key": SERVICETITAN_APP_KEY,
+    }
+
+
 def servicem8_account_by_uuid(account_uuid: str) -> ServiceM8Account | None:
     """Return the ServiceM8 account with this uuid, or None."""
     return next((a for a in SERVICEM8_ACCOUNTS if a.uuid == account_uuid), None)

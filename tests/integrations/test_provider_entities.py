@@ -872,15 +872,9 @@ def test_servicetitan_reads_every_entity_from_the_live_sandbox(live):
     server, seeded = live
     counts = seeded["servicetitan"]
     _control(server, "POST", "reset")
-    tenant = accounts.SERVICETITAN_TENANT
     provider = st(
         base_url_override=server.url,
-        credentials={
-            "tenant_id": tenant.tenant_id,
-            "client_id": tenant.client_id,
-            "client_secret": tenant.client_secret,
-            "app_key": accounts.SERVICETITAN_APP_KEY,
-        },
+        credentials=accounts.servicetitan_credentials(),
         config={"page_size": 7},
     )
     estimates_raw = [r for page in provider.pages("quotes") for r in page]

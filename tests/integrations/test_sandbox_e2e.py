@@ -88,12 +88,7 @@ def servicetitan(sandbox, **kwargs) -> Integration:
         provider="servicetitan",
         base_url_override=sandbox.url,
         external_account_id=ST.tenant_id,
-        credentials={
-            "tenant_id": ST.tenant_id,
-            "client_id": ST.client_id,
-            "client_secret": ST.client_secret,
-            "app_key": accounts.SERVICETITAN_APP_KEY,
-        },
+        credentials=accounts.servicetitan_credentials(ST),
         **kwargs,
     )
 

@@ -58,12 +58,7 @@ def st_integration(sandbox_clean):
         provider="servicetitan",
         base_url_override=sandbox_clean.url,
         external_account_id=accounts.SERVICETITAN_TENANT.tenant_id,
-        credentials={
-            "tenant_id": accounts.SERVICETITAN_TENANT.tenant_id,
-            "client_id": accounts.SERVICETITAN_TENANT.client_id,
-            "client_secret": accounts.SERVICETITAN_TENANT.client_secret,
-            "app_key": accounts.SERVICETITAN_APP_KEY,
-        },
+        credentials=accounts.servicetitan_credentials(),
     )
 
 

@@ -169,12 +169,7 @@ def test_teams_from_the_live_sandbox(live):  # noqa: F811
     tenant = accounts.SERVICETITAN_TENANT
     provider = st(
         base_url_override=server.url,
-        credentials={
-            "tenant_id": tenant.tenant_id,
-            "client_id": tenant.client_id,
-            "client_secret": tenant.client_secret,
-            "app_key": accounts.SERVICETITAN_APP_KEY,
-        },
+        credentials=accounts.servicetitan_credentials(),
         config={"page_size": 2},
     )
     exchanges = _record_exchanges(provider)

@@ -484,15 +484,9 @@ def test_reads_every_issue5_entity_from_the_live_sandbox(live, raw_specs):
     _control(server, "POST", "reset")
     # Dozens of calls in well under a second: the 60/s limit is not what this test is about.
     _control(server, "POST", "config", {"servicetitan": {"rate_limit_per_second": 100_000}})
-    tenant = accounts.SERVICETITAN_TENANT
     provider = st(
         base_url_override=server.url,
-        credentials={
-            "tenant_id": tenant.tenant_id,
-            "client_id": tenant.client_id,
-            "client_secret": tenant.client_secret,
-            "app_key": accounts.SERVICETITAN_APP_KEY,
-        },
+        credentials=accounts.servicetitan_credentials(),
         config={"page_size": 7},
     )
     # A deactivation the reads must see (active=Any).

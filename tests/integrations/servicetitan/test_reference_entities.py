@@ -453,15 +453,9 @@ def test_every_entity_from_the_live_sandbox_matches_the_spec(live):  # noqa: F81
     # Pages of 7 make ~150 calls in a few seconds; this helper's provider has its own rate
     # limiter off (st()), so the sandbox's 60/s limit is lifted rather than retried.
     _control(server, "POST", "config", {"enforce_rate_limits": False})
-    tenant = accounts.SERVICETITAN_TENANT
     provider = st(
         base_url_override=server.url,
-        credentials={
-            "tenant_id": tenant.tenant_id,
-            "client_id": tenant.client_id,
-            "client_secret": tenant.client_secret,
-            "app_key": accounts.SERVICETITAN_APP_KEY,
-        },
+        credentials=accounts.servicetitan_credentials(),
         config={"page_size": 7},
     )
     exchanges = _record_exchanges(provider)
