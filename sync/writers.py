@@ -638,13 +638,13 @@ def _pks_by_external_id(
             known.update(found)
         return found
     if _uses_copy():
-        # One array parameter instead of thousands of IN placeholders.
         table = connection.ops.quote_name(model._meta.db_table)
+        any_ids, ids = _any_of(wanted)
         with connection.cursor() as cur:
             cur.execute(
                 f"SELECT external_id, id FROM {table} "  # noqa: S608 - a model's table name
-                "WHERE integration_id = %s AND external_id = ANY(%s)",
-                [integration_id, list(wanted)],
+                f"WHERE integration_id = %s AND external_id = {any_ids}",
+                [integration_id, ids],
             )
             return dict(cur.fetchall())
     return dict(
@@ -652,6 +652,20 @@ def _pks_by_external_id(
             "external_id", "id"
         )
     )
+
+
+def _any_of(external_ids: Iterable[str]) -> tuple[str, object]:
+    """`= ANY(…)`'s operand for a lookup by thousands of external ids, and its parameter: one
+    JSON text (encoded in C) that the server unpacks, instead of psycopg's array dumper,
+    which formats each element in Python (~20 ms for a page's 5,000 ids against ~1 ms). As
+    a parameter, not a literal, the array also keeps the planner on the (integration,
+    external id) index rather than filtering every row of the integration. Ids orjson cannot
+    encode (a lone surrogate) go as the array they were."""
+    ids = list(external_ids)
+    try:
+        return "ANY(ARRAY(SELECT jsonb_array_elements_text(%s::jsonb)))", orjson.dumps(ids).decode()
+    except TypeError:  # (orjson.JSONEncodeError)
+        return "ANY(%s)", ids
 
 
 def _parent_ids(
@@ -706,6 +720,7 @@ class _MergePlan:
     stage: str  # the session's temporary staging table for this model
     columns: tuple[str, ...]  # staged columns, in COPY order
     limits: tuple[tuple[int, int], ...]  # (column index, max length) of bounded strings
+    datetimes: tuple[int, ...]  # column indexes of the datetimes (`_datetime_text`)
     create_sql: str
     copy_sql: str
     merge_sql: str
@@ -742,6 +757,11 @@ def _merge_plan(sink: Sink) -> _MergePlan:
         # (an external id too long for its column is refused, as before: never cut to another)
         if c in max_lengths and c not in ("external_id", "content_hash")
     )
+    datetimes = tuple(
+        i
+        for i, c in enumerate(columns)
+        if isinstance(model._meta.get_field(c), models.DateTimeField)
+    )
     table, stage = quote(model._meta.db_table), quote(f"sync_stage_{model._meta.db_table}")
     listed = ", ".join(quote(c) for c in columns)
     kept = ("external_id", "remote_deleted_at")
@@ -756,6 +776,7 @@ def _merge_plan(sink: Sink) -> _MergePlan:
         stage=stage,
         columns=columns,
         limits=limits,
+        datetimes=datetimes,
         # Same column types as the table (so the COPY converts as an INSERT would), none of
         # its constraints: the merge is where the database judges the rows.
         create_sql=(
@@ -827,6 +848,9 @@ def _merge_batch(
             value = row[index]
             if isinstance(value, str) and len(value) > max_length:
                 row[index] = value[:max_length]  # the full value stays in `raw`
+        for index in plan.datetimes:
+            if row[index] is not None:
+                row[index] = _datetime_text(row[index])
         rows.append(row)
         staged.append(record)
     if not rows:
@@ -877,6 +901,13 @@ def _merge_batch(
     return result
 
 
+def _datetime_text(value: datetime) -> str:
+    """A datetime as the COPY's text, ISO 8601 with its offset ("2026-01-02T03:04:05.6+00:00",
+    or without one for a naive value, which the server reads in the session's zone as it
+    would psycopg's text): orjson formats it in C, ~2.5 times as fast as psycopg's dumper."""
+    return orjson.dumps(value)[1:-1].decode()
+
+
 def _copy_new(plan: _MergePlan, integration_id: int, rows: list[list], now: datetime) -> bool:
     """COPY rows expected to be all new straight into the table, stamped as the merge stamps
     them, under a savepoint; True if the database took them all. A row already stored (a
@@ -890,7 +921,10 @@ def _copy_new(plan: _MergePlan, integration_id: int, rows: list[list], now: date
             connection.wrap_database_errors,
             cur.cursor.copy(plan.insert_copy_sql) as copy,
         ):
-            stamps = (integration_id, now, now)
+            # The same three values on every row, formatted once (a datetime costs psycopg
+            # ~4 µs a value to format: two a row were a fifth of the COPY's client time).
+            stamped = now.isoformat(sep=" ")
+            stamps = (str(integration_id), stamped, stamped)
             for row in rows:
                 copy.write_row((*row, *stamps))
     except _REFUSED:
@@ -923,12 +957,13 @@ def _without_unchanged(
     the COPY and merge; returns (rows, their records, external ids of the rows dropped,
     whether any row kept is stored: if none is, they can be COPYed straight in)."""
     table = connection.ops.quote_name(sink.model._meta.db_table)
+    any_ids, ids = _any_of([row[0] for row in rows])
     with connection.cursor() as cur:
         cur.execute(
             'SELECT "external_id", "content_hash", "remote_deleted_at" IS NOT NULL, '  # noqa: S608 - a model's table name
             f'"remote_updated_at" FROM {table} '
-            'WHERE "integration_id" = %s AND "external_id" = ANY(%s)',
-            [integration_id, [row[0] for row in rows]],
+            f'WHERE "integration_id" = %s AND "external_id" = {any_ids}',
+            [integration_id, ids],
         )
         stored = {ext: (digest, gone, at) for ext, digest, gone, at in cur.fetchall()}
     if not stored:

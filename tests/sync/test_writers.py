@@ -565,3 +565,56 @@ def test_new_rows_beside_unchanged_ones_are_copied_straight_in(integration, writ
         assert _merged(queries) == []
         assert writers._EXPECT_STORED[(integration.pk, Client)] is True
     assert Client.objects.filter(integration=integration).count() == 3
+
+
+def test_datetimes_keep_their_instant_and_microseconds(integration):
+    """The COPY formats datetimes itself (`_datetime_text`): every zone, with and without
+    microseconds, lands as the same instant; so do the created/updated stamps."""
+    from zoneinfo import ZoneInfo
+
+    sydney = ZoneInfo("Australia/Sydney")
+    start = datetime(2026, 7, 1, 8, 30, 15, 123456, tzinfo=sydney)
+    end = datetime(2026, 7, 1, 10, 0, tzinfo=sydney)
+    at = datetime(2026, 5, 1, 9, 0, 0, 7, tzinfo=UTC)
+    write_records(integration.pk, [client("c1")])
+    record = ExternalJob(
+        provider="servicem8",
+        external_id="j1",
+        raw={"uuid": "j1"},
+        remote_updated_at=at,
+        client_external_id="c1",
+        status="scheduled",
+        scheduled_start=start,
+        scheduled_end=end,
+        completed_at=datetime(2026, 7, 1, 0, 0, tzinfo=UTC),
+        revenue=Decimal("1"),
+    )
+    before = datetime.now(UTC)
+    assert write_records(integration.pk, [record]).created == 1
+    stored = Job.objects.get(external_id="j1")
+    assert stored.scheduled_start == start
+    assert stored.scheduled_start.microsecond == 123456
+    assert stored.scheduled_end == end
+    assert stored.completed_at == datetime(2026, 7, 1, 0, 0, tzinfo=UTC)
+    assert stored.remote_updated_at == at
+    after = datetime.now(UTC)
+    assert before <= stored.created_at <= after and before <= stored.updated_at <= after
+    # … and the digest saw the datetimes as they were: the same copy is unchanged.
+    assert write_records(integration.pk, [record]).unchanged == 1
+
+
+def test_lookups_by_external_id_take_any_characters(integration):
+    """Parents are looked up by a JSON list of external ids (`_any_of`): ids with quotes,
+    commas, braces, backslashes and non-ASCII text still find their rows."""
+    odd = ['a"b', "c,d", "{e}", "f\\g", "h i", "ünï ✓", "NULL", "'q'"]
+    write_records(integration.pk, [client(ext) for ext in odd])
+    jobs = [job(f"job-{i}", ext) for i, ext in enumerate(odd)]
+    result = write_records(integration.pk, jobs)
+    assert result.created == len(odd) and not result.held
+    pairs = set(Job.objects.values_list("external_id", "client__external_id"))
+    assert pairs == {(f"job-{i}", ext) for i, ext in enumerate(odd)}
+
+
+def test_any_of_falls_back_to_an_array_for_ids_json_cannot_carry():
+    assert writers._any_of(["a", "b"])[1] == '["a","b"]'
+    assert writers._any_of(["a", "\ud83d"]) == ("ANY(%s)", ["a", "\ud83d"])
