@@ -10,6 +10,9 @@ duplicated). See `sync.cursor` for the cursor rules.
 
 - The next page is fetched and mapped in a thread while the current one is written
   (`sync.prefetch`, one page ahead; SYNC_PREFETCH = False turns it off).
+- On PostgreSQL two writer threads, each with its own connection, write page N+1 while page N
+  commits (`_PageWriters`; SYNC_PIPELINE = False turns it off). Pages still commit one at a
+  time, in order, each with its own progress, as described here.
 - On PostgreSQL a page's transaction commits with `synchronous_commit = off`: its rows, held
   records, errors and cursor progress commit together, so a commit lost in a crash (the last
   few hundred milliseconds of them) loses the whole page and the next run reads it again; the
@@ -444,9 +447,14 @@ class _PageWriters:
     page's transaction ends by updating the run's row, which waits (in the database) for the
     previous page's transaction to end; the update is conditional on the previous page's
     count being there, so a page whose predecessor failed fails too (`_OutOfOrder`) and
-    nothing commits out of order. All waits between the two are database lock waits, which
-    the server's deadlock detector sees (two pages inserting the same two new records in
-    opposite orders: one page fails, the run fails and the next run reads them again).
+    nothing commits out of order.
+
+    Two pages in flight never write the same rows: a page that shares a record (an external
+    id) with the page before it (a record edited while the provider was paged comes twice)
+    begins only once that page has ended, as without the threads. Otherwise each would wait
+    for the other's lock on one of them, a deadlock the server breaks by failing those rows.
+    Pages of different records share only parent rows, which foreign-key checks lock in share
+    mode and no page of the entity updates.
 
     At most two pages are in flight; `submit` waits for the older one to end and raises the
     first failure, in page order. Leaving the block (normally, or on an error from the
@@ -460,6 +468,7 @@ class _PageWriters:
         self.tasks: queue.Queue = queue.Queue()
         self.pending: collections.deque[concurrent.futures.Future] = collections.deque()
         self.previous: _Ticket | None = None  # the last page's
+        self.previous_ids: frozenset[str] = frozenset()  # … and its records' external ids
         self.threads = [
             threading.Thread(target=self._work, name=f"sync-writer-{state.entity}-{i}", daemon=True)
             for i in range(self.THREADS)
@@ -485,15 +494,15 @@ class _PageWriters:
     def _work(self) -> None:
         try:
             while (task := self.tasks.get()) is not None:
-                future, raws, mapped, ticket, previous = task  # previous: the last ticket
+                future, raws, mapped, ticket, begin_after = task
                 try:
                     if not future.set_running_or_notify_cancel():
                         continue
-                    # Begin only once the page before holds its turn lock: this page's wait
-                    # for it to end is then a lock wait the server sees (never one on a page
-                    # that has not begun).
-                    if previous is not None:
-                        previous.started.wait()
+                    # Begin only once the page before holds its turn lock (this page's wait
+                    # for it to end is then a lock wait the server sees, never one on a page
+                    # that has not begun), or has ended if the two share a record.
+                    if begin_after is not None:
+                        begin_after.wait()
                     _apply_page(self.state, raws, retrying_held=False, mapped=mapped, ticket=ticket)
                 except BaseException as exc:
                     future.set_exception(exc)
@@ -503,7 +512,7 @@ class _PageWriters:
                     ticket.started.set()
                     ticket.finished.set()
                     # (not kept while this thread waits for the next page)
-                    del task, raws, mapped, ticket, previous
+                    del task, raws, mapped, ticket, begin_after
         finally:
             connections.close_all()
 
@@ -518,9 +527,14 @@ class _PageWriters:
     def submit(self, raws: list[dict], mapped: _Mapped, ticket: _Ticket) -> None:
         self.make_room()
         future: concurrent.futures.Future = concurrent.futures.Future()
-        self.tasks.put((future, raws, mapped, ticket, self.previous))
+        ids = frozenset(record.external_id for record in mapped.records)
+        begin_after = None
+        if self.previous is not None:
+            shares = not ids.isdisjoint(self.previous_ids)
+            begin_after = self.previous.finished if shares else self.previous.started
+        self.tasks.put((future, raws, mapped, ticket, begin_after))
         self.pending.append(future)
-        self.previous = ticket
+        self.previous, self.previous_ids = ticket, ids
 
     def drain(self) -> None:
         while self.pending:

@@ -94,6 +94,34 @@ def test_pages_are_written_two_at_a_time_and_commit_in_order(paged, monkeypatch)
     assert run.created_count == run.fetched_count and not run.held_count
 
 
+def test_a_page_that_shares_a_record_with_the_one_before_waits_for_it(paged, monkeypatch):
+    """A record edited while the provider is paged comes twice: the page that repeats it
+    begins only once the page before has ended, so no two transactions lock the same row
+    (each waiting for the other's)."""
+    from integrations.providers.servicem8.provider import ServiceM8Provider
+
+    original = ServiceM8Provider.pages
+
+    def pages_with_a_repeat(self, entity, *, updated_since=None):
+        first = None
+        for number, page in enumerate(original(self, entity, updated_since=updated_since)):
+            if number == 0:
+                first = page[0]
+            elif number == 1:
+                page = [first, *page]
+            yield page
+
+    monkeypatch.setattr(ServiceM8Provider, "pages", pages_with_a_repeat)
+    pages = Pages(monkeypatch, slow={1, 2})
+    run = sync_entity(integration_id=paged.pk, entity="contacts", mode="full")
+    run.refresh_from_db()
+    assert (run.status, run.failed_count, run.held_count) == (SyncRun.Status.SUCCESS, 0, 0)
+    assert pages.began[2] >= pages.ended_at[1]  # page 2 repeats one of page 1's records
+    assert pages.began[3] < pages.ended_at[2]  # page 3 repeats none of page 2's
+    assert pages.ended == list(range(1, run.pages_count + 1))
+    assert Contact.objects.filter(integration=paged).count() == run.fetched_count - 1
+
+
 def test_a_page_that_fails_stops_the_pages_after_it(paged, monkeypatch):
     pages = Pages(monkeypatch, fail={2})
     with pytest.raises(RuntimeError, match="page 2 broke"):
