@@ -242,7 +242,8 @@ def _postgres_cpu_seconds(backend: int) -> float:
     """CPU time (user + system) of the PostgreSQL server serving `backend` (same machine): all
     the postmaster's live children (our connections, the WAL writer, the checkpointer …) plus
     what its children that have exited used (the engine's writer threads open and close
-    connections of their own each run)."""
+    connections of their own each run). Sessions on other databases count too: the figure
+    means what it says on a server that serves the bench alone."""
     postmaster = _stat_fields(backend)[1] if _stat_fields(backend) else None
     if postmaster is None:
         return 0.0
@@ -298,7 +299,7 @@ class _Timers:
     call: the whole database write path, Python and SQL); and SQL, timed around every execute
     (Django's execute_wrapper; the time includes the driver's parameter adaptation and the
     server's work; a COPY's rows are streamed outside execute, so they count in the writers'
-    time only)."""
+    time only; summed over the engine's writer threads, whose statements overlap)."""
 
     def __init__(self) -> None:
         import logging

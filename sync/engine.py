@@ -29,7 +29,9 @@ duplicated). See `sync.cursor` for the cursor rules.
   ends the run as deferred, with the time to try again (the task re-queues itself).
 - Cancellation is cooperative: between pages, a run whose row was marked cancelled, or whose
   cancel flag (a cache key the caller names, e.g. an admin import's) is set, stops and ends
-  as cancelled, like a failed run: the cursor does not move and nothing is swept.
+  as cancelled, like a failed run: the cursor does not move and nothing is swept. With the
+  writer threads a page also looks just before it commits, and one that sees the cancel rolls
+  back, with the page after it: the pages kept are those before the cancel was seen.
 """
 
 from __future__ import annotations
@@ -475,21 +477,38 @@ class _PageWriters:
         ]
 
     def __enter__(self) -> _PageWriters:
-        for thread in self.threads:
-            thread.start()
+        try:
+            for thread in self.threads:
+                thread.start()
+        except BaseException:
+            self._stop()
+            raise
         return self
 
-    def __exit__(self, *exc_info) -> None:
-        # After an error or a cancel (`drain` has emptied `pending` otherwise): pages not
-        # started never start, and the pages in flight end; a page after one that failed or
-        # saw the cancel rolls back (its turn, above). Their errors were the first one's.
-        for future in self.pending:
-            future.cancel()
-        concurrent.futures.wait(self.pending)
+    def __exit__(self, exc_type, exc, traceback) -> None:
+        """After an error or a cancel (`drain` has emptied `pending` otherwise): pages not
+        started never start, and the pages in flight end; a page after one that failed or saw
+        the cancel rolls back (its turn, above). If the error came from outside the pages (the
+        provider, the mapping) while a page in flight failed, the page's error is raised
+        instead, chained to it: without the threads that page would have failed first."""
+        try:
+            for future in self.pending:
+                future.cancel()
+            concurrent.futures.wait(self.pending)
+            if exc is not None and not isinstance(exc, _Cancelled):
+                for future in self.pending:
+                    failure = None if future.cancelled() else future.exception()
+                    if failure is not None and not isinstance(failure, _Cancelled | _OutOfOrder):
+                        raise failure from exc
+        finally:
+            self._stop()
+
+    def _stop(self) -> None:
         for _ in self.threads:
             self.tasks.put(None)
         for thread in self.threads:
-            thread.join()
+            if thread.is_alive():
+                thread.join()
 
     def _work(self) -> None:
         try:
@@ -527,7 +546,10 @@ class _PageWriters:
     def submit(self, raws: list[dict], mapped: _Mapped, ticket: _Ticket) -> None:
         self.make_room()
         future: concurrent.futures.Future = concurrent.futures.Future()
-        ids = frozenset(record.external_id for record in mapped.records)
+        # (a record that could not be mapped counts: its error and a good copy's settling)
+        ids = frozenset(record.external_id for record in mapped.records) | frozenset(
+            filter(None, mapped.unmapped)
+        )
         begin_after = None
         if self.previous is not None:
             shares = not ids.isdisjoint(self.previous_ids)

@@ -23,6 +23,8 @@ SYNCED = [
 
 
 class Migration(migrations.Migration):
+    atomic = False  # (one brief lock per table; see _raw_compression)
+
     dependencies = [("portal", "0008_drop_redundant_sync_indexes")]
 
     operations = [raw_compression("portal", SYNCED)]

@@ -6,7 +6,9 @@ first sync (bench/sync_throughput.py, perf); lz4 compresses and decompresses sev
 fast, for a slightly larger result. `ALTER COLUMN … SET COMPRESSION` changes the catalog only:
 no rewrite, and stored values keep their method until they are next written. PostgreSQL 14+
 built with lz4 only (Debian's and the official images are); elsewhere, and on SQLite, nothing
-changes. Reversing sets the column back to the server's default method.
+changes. Reversing sets the column back to the server's default method. Each ALTER takes a
+brief ACCESS EXCLUSIVE lock on its table (it waits for a sync's transaction on that table to
+end): the migration is not atomic, so each table's lock is released as soon as it is set.
 """
 
 from django.db import migrations

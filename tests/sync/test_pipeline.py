@@ -9,10 +9,12 @@ import time
 import pytest
 from django.core.cache import cache
 
+from integrations.exceptions import PaginationError
+from integrations.providers.servicem8.provider import ServiceM8Provider
 from portal.models import Client, Contact
 from sync import engine
 from sync.engine import sync_entity
-from sync.models import SyncCursor, SyncRun
+from sync.models import SyncCursor, SyncError, SyncRun
 from tests.sync.conftest import sandbox_control
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -98,8 +100,6 @@ def test_a_page_that_shares_a_record_with_the_one_before_waits_for_it(paged, mon
     """A record edited while the provider is paged comes twice: the page that repeats it
     begins only once the page before has ended, so no two transactions lock the same row
     (each waiting for the other's)."""
-    from integrations.providers.servicem8.provider import ServiceM8Provider
-
     original = ServiceM8Provider.pages
 
     def pages_with_a_repeat(self, entity, *, updated_since=None):
@@ -192,3 +192,55 @@ def test_without_the_setting_pages_are_written_in_one_thread(paged, monkeypatch,
     assert run.status == SyncRun.Status.SUCCESS
     assert not pages.threads  # (no tickets: the pages were applied in the calling thread)
     assert Contact.objects.filter(integration=paged).count() == run.fetched_count
+
+
+def test_a_record_that_failed_to_map_counts_as_shared(paged, monkeypatch):
+    """Page 1 holds a copy of a record that cannot be mapped (a SyncError), page 2 a good
+    copy: page 2 waits for page 1, so it sees the error and resolves it."""
+    original_pages, original_map = ServiceM8Provider.pages, ServiceM8Provider.map_record
+
+    def pages(self, entity, *, updated_since=None):
+        first = None
+        for number, page in enumerate(original_pages(self, entity, updated_since=updated_since)):
+            if number == 0:
+                first = page[0]
+                page = [{**first, "_bad": True}, *page[1:]]
+            elif number == 1:
+                page = [first, *page]
+            yield page
+
+    def map_record(self, entity, raw):
+        if raw.get("_bad"):
+            raise ValueError("unmappable copy")
+        return original_map(self, entity, raw)
+
+    monkeypatch.setattr(ServiceM8Provider, "pages", pages)
+    monkeypatch.setattr(ServiceM8Provider, "map_record", map_record)
+    pages_seen = Pages(monkeypatch, slow={1})
+    run = sync_entity(integration_id=paged.pk, entity="contacts", mode="full")
+    run.refresh_from_db()
+    assert pages_seen.began[2] >= pages_seen.ended_at[1]
+    errors = SyncError.objects.filter(integration=paged, entity="contacts")
+    assert errors.count() == 1  # recorded by page 1 …
+    assert not errors.filter(resolved_at__isnull=True).exists()  # … resolved by page 2
+
+
+def test_a_page_failure_is_not_hidden_by_the_provider_failing_after_it(paged, monkeypatch):
+    """Page 2 fails while the provider, paged ahead, fails on page 3: the run fails with page
+    2's error (as without the threads, where page 2 would have failed first)."""
+    original = ServiceM8Provider.pages
+
+    def pages(self, entity, *, updated_since=None):
+        for number, page in enumerate(original(self, entity, updated_since=updated_since)):
+            if number == 2:
+                raise PaginationError("cursor repeated", provider="servicem8")
+            yield page
+
+    monkeypatch.setattr(ServiceM8Provider, "pages", pages)
+    Pages(monkeypatch, fail={2})
+    with pytest.raises(RuntimeError, match="page 2 broke"):
+        sync_entity(integration_id=paged.pk, entity="contacts", mode="full")
+    run = SyncRun.objects.filter(integration=paged, entity="contacts").latest("id")
+    assert run.status == SyncRun.Status.FAILED and "page 2 broke" in run.error_summary
+    assert run.pages_count == 1 and not run.swept
+    assert Contact.objects.filter(integration=paged).count() == PAGE

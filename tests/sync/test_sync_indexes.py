@@ -60,10 +60,14 @@ def test_payloads_are_compressed_with_lz4(integration):
     built with it, as every CI and production image here is), and a large payload written by
     the sync's COPY is stored so."""
     from integrations.base import ExternalClient
+    from portal.migrations._raw_compression import _LZ4_AVAILABLE
     from sync.writers import write_records
 
     tables = synced_tables()
     with connection.cursor() as cursor:
+        cursor.execute(_LZ4_AVAILABLE)
+        if not cursor.fetchone()[0]:  # (never in CI: PostgreSQL 15 built with lz4)
+            pytest.skip("this PostgreSQL has no lz4: the migration leaves pglz")
         cursor.execute(
             "SELECT c.relname, a.attcompression FROM pg_attribute a "
             "JOIN pg_class c ON c.oid = a.attrelid "

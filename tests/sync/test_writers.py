@@ -603,6 +603,37 @@ def test_datetimes_keep_their_instant_and_microseconds(integration):
     assert write_records(integration.pk, [record]).unchanged == 1
 
 
+def test_datetimes_with_offsets_in_seconds_or_at_the_edge_of_time(integration):
+    """orjson writes whole-minute offsets: a zone's local mean time (Paris before 1911:
+    +00:09:21) is turned to UTC before it is formatted; a value that UTC cannot hold goes to
+    psycopg as it is."""
+    from datetime import timezone as fixed
+    from zoneinfo import ZoneInfo
+
+    cases = {
+        "paris-1850": datetime(1850, 1, 1, 12, 0, tzinfo=ZoneInfo("Europe/Paris")),
+        "odd-offset": datetime(2026, 1, 1, 12, 0, tzinfo=fixed(timedelta(hours=1, seconds=61))),
+        "year-one": datetime(1, 1, 1, 12, 0, tzinfo=UTC),
+    }
+    for ext, at in cases.items():
+        write_records(
+            integration.pk,
+            [
+                ExternalClient(
+                    provider="servicem8",
+                    external_id=ext,
+                    raw={"uuid": ext},
+                    remote_updated_at=at,
+                    name=ext,
+                )
+            ],
+        )
+        assert Client.objects.get(external_id=ext).remote_updated_at == at, ext
+    assert writers._datetime_text(datetime(1, 1, 1, 0, 30, tzinfo=fixed(timedelta(hours=1)))) == (
+        datetime(1, 1, 1, 0, 30, tzinfo=fixed(timedelta(hours=1)))
+    )
+
+
 def test_lookups_by_external_id_take_any_characters(integration):
     """Parents are looked up by a JSON list of external ids (`_any_of`): ids with quotes,
     commas, braces, backslashes and non-ASCII text still find their rows."""
