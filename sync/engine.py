@@ -388,11 +388,11 @@ def _apply_pages(state: _Run, pages: Iterator[list[dict]]) -> bool:
 
 def _pipelined(state: _Run) -> bool:
     """Whether pages go to `_PageWriters`: on PostgreSQL, when SYNC_PIPELINE is on (the
-    default), not inside a caller's transaction (the writers' own connections could not see
-    what it has not committed; an atomic block, or autocommit turned off), and not for an entity whose records name others of the same
-    table as their parent (a site its head office, a category its parent): a parent in the
-    page still committing would not be found, and its children would be held until the end
-    of the run instead."""
+    default), not inside a caller's transaction (an atomic block, or autocommit turned off:
+    the writers' own connections could not see what it has not committed), and not for an
+    entity whose records name others of the same table as their parent (a site its head
+    office, a category its parent): a parent in the page still committing would not be
+    found, and its children would be held until the end of the run instead."""
     return (
         getattr(settings, "SYNC_PIPELINE", True)
         and connection.vendor == "postgresql"
