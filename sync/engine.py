@@ -368,14 +368,16 @@ def _apply_pages(state: _Run, pages: Iterator[list[dict]]) -> bool:
             return False
         with _PageWriters(state) as writers:
             try:
-                while writers.make_room() and (page := next(ahead, None)) is not None:
+                while True:
+                    writers.make_room()  # (before the next page is taken: see make_room)
+                    page = next(ahead, None)
+                    if page is None:
+                        break
                     raws, mapped = page
                     if mapped is None:
                         mapped = _map_page(state.provider, state.entity, raws)
                     after = writers.previous.finished if writers.previous else None
-                    ticket = _observe(
-                        state, raws, mapped, retrying_held=False, ordered=True, after=after
-                    )
+                    ticket = _observe(state, mapped, retrying_held=False, ordered=True, after=after)
                     writers.submit(raws, mapped, ticket)
                     if _cancel_requested(state):
                         writers.drain()
@@ -399,10 +401,8 @@ def _pipelined(state: _Run) -> bool:
         and not connection.in_atomic_block
         and connection.get_autocommit()
         and not any(
-            parent.model is sink.model
+            sink_for(record_type).own_parent
             for record_type in state.provider.record_types(state.entity)
-            for sink in (sink_for(record_type),)
-            for parent in sink.parents
         )
     )
 
@@ -536,16 +536,14 @@ class _PageWriters:
         finally:
             connections.close_all()
 
-    def make_room(self) -> bool:
-        """Wait until a writer is free (raising the first failure, in page order): called
+    def make_room(self) -> None:
+        """Wait until a writer is free (raising the first failure, in page order). Called
         before the next page is taken from the provider, so that the pages in memory are the
-        two in flight and the one the prefetch thread has ready."""
+        two in flight and the one the prefetch thread has ready; `submit` expects it."""
         while len(self.pending) >= self.THREADS:
             self.pending.popleft().result()
-        return True
 
     def submit(self, raws: list[dict], mapped: _Mapped, ticket: _Ticket) -> None:
-        self.make_room()
         future: concurrent.futures.Future = concurrent.futures.Future()
         # (a record that could not be mapped counts: its error and a good copy's settling)
         ids = frozenset(record.external_id for record in mapped.records) | frozenset(
@@ -657,7 +655,6 @@ class _Ticket:
 
 def _observe(
     state: _Run,
-    raws: list[dict],
     mapped: _Mapped,
     *,
     retrying_held: bool,
@@ -691,7 +688,7 @@ def _apply_page(
     if mapped is None:
         mapped = _map_page(state.provider, entity, raws)
     if ticket is None:
-        ticket = _observe(state, raws, mapped, retrying_held=retrying_held)
+        ticket = _observe(state, mapped, retrying_held=retrying_held)
     records, origin, errors = mapped.records, mapped.origin, list(mapped.errors)
     now = timezone.now()
     with transaction.atomic():

@@ -124,6 +124,12 @@ class Sink:
     # Links set after the rows are written; an external id not synced (yet) is ignored.
     m2m: tuple[ManyToMany, ...] = ()
 
+    @property
+    def own_parent(self) -> Parent | None:
+        """The parent that is a row of this sink's own table (a site's head office, a
+        category's parent), if any."""
+        return next((p for p in self.parents if p.model is self.model), None)
+
     def values(self, record: ExternalRecord) -> dict:
         values = {name: getattr(record, name) for name in self.fields}
         if self.record_type is ExternalClient:
@@ -453,10 +459,10 @@ def _generations(sink: Sink, batch: list[ExternalRecord]) -> list[list[ExternalR
     """A page of a table whose rows point at each other (category → parent category): write
     the records whose parent is not in the page first, then their children, and so on, so a
     subcategory never waits for a parent that came in the same page. Other sinks: one batch."""
-    own = [p for p in sink.parents if p.model is sink.model]
-    if not own:
+    own = sink.own_parent
+    if own is None:
         return [batch]
-    attr = own[0].attr
+    attr = own.attr
     pending = _newest(batch)  # (a record listed twice in the page: its newest copy wins)
     generations: list[list[ExternalRecord]] = []
     while pending:
@@ -932,7 +938,7 @@ def _copy_new(plan: _MergePlan, integration_id: int, rows: list[list], now: date
         ):
             # The same three values on every row, formatted once (a datetime costs psycopg
             # ~4 µs a value to format: two a row were a fifth of the COPY's client time).
-            stamped = now.isoformat(sep=" ")
+            stamped = _datetime_text(now)
             stamps = (str(integration_id), stamped, stamped)
             for row in rows:
                 copy.write_row((*row, *stamps))

@@ -2,29 +2,10 @@ from django.db import migrations
 
 from portal.migrations._raw_compression import raw_compression
 
-SYNCED = [
-    "attachment",
-    "client",
-    "contact",
-    "invoice",
-    "invoiceitem",
-    "job",
-    "jobactivity",
-    "jobcontact",
-    "jobmaterial",
-    "location",
-    "note",
-    "payment",
-    "pricebookcategory",
-    "pricebookitem",
-    "referencerecord",
-    "staff",
-]
-
 
 class Migration(migrations.Migration):
     atomic = False  # (one brief lock per table; see _raw_compression)
 
     dependencies = [("portal", "0008_drop_redundant_sync_indexes")]
 
-    operations = [raw_compression("portal", SYNCED)]
+    operations = [raw_compression("portal")]

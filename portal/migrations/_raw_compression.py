@@ -22,7 +22,17 @@ SELECT current_setting('server_version_num')::int >= 140000
 """
 
 
-def raw_compression(app_label: str, model_names: list[str]) -> migrations.RunPython:
+def _synced_tables(apps, app_label: str) -> list[str]:
+    """The app's synced tables (portal.models.SyncedModel's fields) in the migration's state."""
+    return [
+        model._meta.db_table
+        for model in apps.get_app_config(app_label).get_models()
+        if {"integration", "external_id", "raw", "content_hash"}
+        <= {field.name for field in model._meta.get_fields()}
+    ]
+
+
+def raw_compression(app_label: str) -> migrations.RunPython:
     def set_method(apps, schema_editor, method: str) -> None:
         connection = schema_editor.connection
         if connection.vendor != "postgresql":
@@ -32,8 +42,7 @@ def raw_compression(app_label: str, model_names: list[str]) -> migrations.RunPyt
             if not cursor.fetchone()[0]:
                 return
             quote = connection.ops.quote_name
-            for name in model_names:
-                table = apps.get_model(app_label, name)._meta.db_table
+            for table in _synced_tables(apps, app_label):
                 cursor.execute(
                     f"ALTER TABLE {quote(table)} ALTER COLUMN raw SET COMPRESSION {method}"
                 )

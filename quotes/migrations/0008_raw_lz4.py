@@ -11,4 +11,4 @@ class Migration(migrations.Migration):
         ("portal", "0009_raw_lz4"),
     ]
 
-    operations = [raw_compression("quotes", ["quote", "quotelineitem"])]
+    operations = [raw_compression("quotes")]
