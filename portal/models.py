@@ -7,6 +7,8 @@ from django.db import models
 from django.db.models import Q
 from django.db.models.functions import Lower
 
+from portal.constraints import ParentInIntegration
+
 MONEY = {"max_digits": 14, "decimal_places": 2}
 QUANTITY = {"max_digits": 12, "decimal_places": 4}
 
@@ -48,6 +50,34 @@ class SyncedModel(TimeStampedModel):
                 condition=~Q(external_id=""), name="%(app_label)s_%(class)s_external_id_set"
             ),
         ]
+
+
+class SyncedChild(SyncedModel):
+    """A synced row that cannot exist without its parent (a job's materials, a quote's line
+    items…). In the database its parent and its integration are one foreign key,
+    `ParentInIntegration` (portal.constraints says why), which each subclass's Meta declares
+    with its parent link's `db_constraint=False`; the parent model declares `parent_key`."""
+
+    integration = models.ForeignKey(
+        "integrations.Integration",
+        on_delete=models.PROTECT,
+        related_name="+",
+        db_index=False,
+        db_constraint=False,
+    )
+
+    class Meta(SyncedModel.Meta):
+        abstract = True
+
+
+def parent_key(model_name: str) -> models.UniqueConstraint:
+    """The (id, integration) unique key that a `SyncedChild`'s foreign key references (the
+    primary key alone is unique already; a foreign key needs a key over both columns)."""
+    return models.UniqueConstraint(fields=["id", "integration"], name=f"{model_name}_parent_key")
+
+
+def in_integration(model_name: str, field: str) -> ParentInIntegration:
+    return ParentInIntegration(field=field, name=f"{model_name}_{field}_in_integration")
 
 
 class _EmailUserManager(UserManager):
@@ -375,6 +405,7 @@ class Job(SyncedModel):
         ]
         constraints = [
             *SyncedModel.Meta.constraints,
+            parent_key("portal_job"),
             models.CheckConstraint(
                 condition=Q(
                     status__in=[
@@ -402,10 +433,12 @@ class Job(SyncedModel):
         return self.number or self.summary or self.external_id
 
 
-class JobActivity(SyncedModel):
+class JobActivity(SyncedChild):
     """A scheduled visit or appointment, with the staff assigned to it."""
 
-    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="activities")
+    job = models.ForeignKey(
+        Job, on_delete=models.CASCADE, related_name="activities", db_constraint=False
+    )
     staff = models.ManyToManyField(Staff, related_name="activities", blank=True)
     starts_at = models.DateTimeField(null=True, blank=True)
     ends_at = models.DateTimeField(null=True, blank=True)
@@ -417,6 +450,7 @@ class JobActivity(SyncedModel):
         ordering = ["starts_at"]
         constraints = [
             *SyncedModel.Meta.constraints,
+            in_integration("portal_jobactivity", "job"),
             models.CheckConstraint(
                 condition=Q(ends_at__isnull=True)
                 | Q(starts_at__isnull=True)
@@ -429,11 +463,13 @@ class JobActivity(SyncedModel):
         return f"{self.job} @ {self.starts_at:%Y-%m-%d %H:%M}" if self.starts_at else str(self.job)
 
 
-class Attachment(SyncedModel):
+class Attachment(SyncedChild):
     """A file's metadata. `provider_reference` says how to fetch it through the provider; the
     portal serves it through an authorised view, never by exposing a provider URL."""
 
-    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="attachments")
+    job = models.ForeignKey(
+        Job, on_delete=models.CASCADE, related_name="attachments", db_constraint=False
+    )
     file_name = models.CharField(max_length=255)
     content_type = models.CharField(max_length=120, blank=True)
     size_bytes = models.BigIntegerField(null=True, blank=True)
@@ -442,6 +478,7 @@ class Attachment(SyncedModel):
     class Meta(SyncedModel.Meta):
         constraints = [
             *SyncedModel.Meta.constraints,
+            in_integration("portal_attachment", "job"),
             models.CheckConstraint(
                 condition=Q(size_bytes__isnull=True) | Q(size_bytes__gte=0),
                 name="portal_attachment_size_nonnegative",
@@ -452,8 +489,10 @@ class Attachment(SyncedModel):
         return self.file_name
 
 
-class JobMaterial(SyncedModel):
-    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="materials")
+class JobMaterial(SyncedChild):
+    job = models.ForeignKey(
+        Job, on_delete=models.CASCADE, related_name="materials", db_constraint=False
+    )
     name = models.CharField(max_length=255)
     description = models.TextField(blank=True)
     quantity = models.DecimalField(**QUANTITY, default=Decimal("1"))
@@ -463,22 +502,28 @@ class JobMaterial(SyncedModel):
 
     class Meta(SyncedModel.Meta):
         ordering = ["sort_order", "id"]
+        constraints = [*SyncedModel.Meta.constraints, in_integration("portal_jobmaterial", "job")]
 
     def __str__(self) -> str:
         return self.name
 
 
-class JobContact(SyncedModel):
+class JobContact(SyncedChild):
     """A person named on one job (ServiceM8 jobcontact: the job's site contact, billing
     contact, property manager…), as distinct from the client's own contacts."""
 
-    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="contacts")
+    job = models.ForeignKey(
+        Job, on_delete=models.CASCADE, related_name="contacts", db_constraint=False
+    )
     role = models.CharField(max_length=120, blank=True)
     first_name = models.CharField(max_length=120, blank=True)
     last_name = models.CharField(max_length=120, blank=True)
     email = models.EmailField(blank=True)
     phone = models.CharField(max_length=50, blank=True)
     mobile = models.CharField(max_length=50, blank=True)
+
+    class Meta(SyncedModel.Meta):
+        constraints = [*SyncedModel.Meta.constraints, in_integration("portal_jobcontact", "job")]
 
     def __str__(self) -> str:
         return f"{self.first_name} {self.last_name}".strip() or self.email or self.external_id
@@ -607,13 +652,16 @@ class Invoice(SyncedModel):
 
     class Meta(SyncedModel.Meta):
         ordering = ["-issued_on", "-id"]
+        constraints = [*SyncedModel.Meta.constraints, parent_key("portal_invoice")]
 
     def __str__(self) -> str:
         return self.number or self.external_id
 
 
-class InvoiceItem(SyncedModel):
-    invoice = models.ForeignKey(Invoice, on_delete=models.CASCADE, related_name="items")
+class InvoiceItem(SyncedChild):
+    invoice = models.ForeignKey(
+        Invoice, on_delete=models.CASCADE, related_name="items", db_constraint=False
+    )
     name = models.CharField(max_length=255, blank=True)
     description = models.TextField(blank=True)
     quantity = models.DecimalField(**QUANTITY, default=Decimal("1"))
@@ -623,6 +671,10 @@ class InvoiceItem(SyncedModel):
 
     class Meta(SyncedModel.Meta):
         ordering = ["sort_order", "id"]
+        constraints = [
+            *SyncedModel.Meta.constraints,
+            in_integration("portal_invoiceitem", "invoice"),
+        ]
 
     def __str__(self) -> str:
         return self.name or self.external_id

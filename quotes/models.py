@@ -4,7 +4,17 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
-from portal.models import MONEY, QUANTITY, Client, Job, SyncedModel, TimeStampedModel
+from portal.models import (
+    MONEY,
+    QUANTITY,
+    Client,
+    Job,
+    SyncedChild,
+    SyncedModel,
+    TimeStampedModel,
+    in_integration,
+    parent_key,
+)
 
 
 class Quote(SyncedModel):
@@ -78,6 +88,7 @@ class Quote(SyncedModel):
         ]
         constraints = [
             *SyncedModel.Meta.constraints,
+            parent_key("quotes_quote"),
             models.CheckConstraint(
                 condition=Q(
                     status__in=[
@@ -101,8 +112,10 @@ class Quote(SyncedModel):
         return self.number or self.title or self.external_id
 
 
-class QuoteLineItem(SyncedModel):
-    quote = models.ForeignKey(Quote, on_delete=models.CASCADE, related_name="line_items")
+class QuoteLineItem(SyncedChild):
+    quote = models.ForeignKey(
+        Quote, on_delete=models.CASCADE, related_name="line_items", db_constraint=False
+    )
     name = models.CharField(max_length=255)
     description = models.TextField(blank=True)
     quantity = models.DecimalField(**QUANTITY, default=Decimal("1"))
@@ -113,6 +126,10 @@ class QuoteLineItem(SyncedModel):
 
     class Meta(SyncedModel.Meta):
         ordering = ["sort_order", "id"]
+        constraints = [
+            *SyncedModel.Meta.constraints,
+            in_integration("quotes_quotelineitem", "quote"),
+        ]
 
     def __str__(self) -> str:
         return self.name

@@ -390,7 +390,10 @@ def _encode(value: object) -> bytes:
     orjson refuses (an integer past 64 bits, a lone surrogate) take the standard encoder, which
     is as deterministic: the same input always gives the same text."""
     try:
-        return orjson.dumps(value, default=_json_default, option=_SORTED)
+        # (orjson writes datetimes itself and calls `default` for the rest, Decimals above
+        # all: `str` is a C call where `_json_default` was a Python frame, ~0.7 µs a row of
+        # three amounts; the text is the same)
+        return orjson.dumps(value, default=str, option=_SORTED)
     except (orjson.JSONEncodeError, TypeError):
         # (ASCII: a lone surrogate becomes a \u escape, which the database judges per row)
         text = json.dumps(value, sort_keys=True, default=_json_default, separators=(",", ":"))

@@ -1,12 +1,15 @@
 """Synced tables keep one index on integration_id (the unique (integration_id, external_id)
 one's prefix) and none on remote_deleted_at alone (portal 0008, quotes 0007), and keep their
-foreign key to the integration; their payloads compress with lz4 (portal 0009, quotes 0008)."""
+foreign key to the integration (or, a row that needs its parent, one over both); their
+payloads compress with lz4 (portal 0009, quotes 0008)."""
+
+import re
 
 import pytest
 from django.apps import apps
 from django.db import connection
 
-from portal.models import SyncedModel
+from portal.models import SyncedChild, SyncedModel
 
 pytestmark = [
     pytest.mark.django_db,
@@ -43,16 +46,34 @@ def test_no_single_column_integration_or_deletion_index():
         ), table
 
 
-def test_the_foreign_keys_to_the_integration_stay():
+def test_every_synced_row_keeps_a_foreign_key_to_its_integration():
+    """Directly, or (a row that needs its parent: portal.constraints.ParentInIntegration)
+    through one foreign key over (parent, integration) to a parent that has its own."""
     tables = synced_tables()
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT conrelid::regclass::text FROM pg_constraint WHERE contype = 'f' "
-            "AND confrelid = 'integrations_integration'::regclass AND conrelid::regclass::text "
-            "= ANY(%s)",
+            "SELECT conrelid::regclass::text, confrelid::regclass::text, "
+            "pg_get_constraintdef(oid) FROM pg_constraint WHERE contype = 'f' "
+            "AND conrelid::regclass::text = ANY(%s)",
             [tables],
         )
-        assert sorted(row[0] for row in cursor.fetchall()) == tables
+        keys = cursor.fetchall()
+    direct = {t for t, target, _ in keys if target == "integrations_integration"}
+    pattern = re.compile(
+        r"FOREIGN KEY \(\w+_id, integration_id\) REFERENCES \w+\(id, integration_id\) "
+        "DEFERRABLE INITIALLY DEFERRED"
+    )
+    through = {t: target for t, target, definition in keys if pattern.fullmatch(definition)}
+    children = {
+        model._meta.db_table
+        for model in apps.get_models()
+        if issubclass(model, SyncedChild) and not model._meta.abstract
+    }
+    assert set(through) == children and "portal_jobmaterial" in children
+    assert direct == set(tables) - children
+    assert all(target in direct for target in through.values())
+    for table in children:  # … and no foreign key of one column to the parent either
+        assert [t for t, _, _ in keys if t == table] == [table], table
 
 
 def test_payloads_are_compressed_with_lz4(integration):

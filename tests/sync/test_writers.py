@@ -295,6 +295,16 @@ def test_the_digest_of_a_preencoded_payload_is_content_digest():
     assert writers._digest_with_raw({}, writers._encode({})) == writers.content_digest({"raw": {}})
 
 
+def test_the_digest_text_of_amounts_and_stamps_is_pinned():
+    """Stored digests stay valid only while the text they hash stays the same: amounts as
+    their exact decimal text, stamps as orjson's ISO 8601, keys sorted."""
+    values = {"total": Decimal("25.00"), "quantity": Decimal("2.0000"), "at": T0, "n": 3}
+    assert writers._encode(values) == (
+        b'{"at":"%s","n":3,"quantity":"2.0000","total":"25.00"}' % T0.isoformat().encode()
+    )
+    assert writers._encode({"big": 2**70}) == b'{"big":%d}' % 2**70  # (the standard encoder)
+
+
 def test_an_older_copy_never_replaces_a_newer_one(integration):
     later = T0 + timedelta(minutes=5)
     write_records(integration.pk, [client("c1", name="New", at=later)])
