@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import MISSING, dataclass, field, fields
 from datetime import date, datetime
 from decimal import Decimal
 from enum import StrEnum
@@ -53,7 +53,38 @@ class Capability(StrEnum):
     WEBHOOKS = "webhooks"
 
 
-@dataclass(frozen=True, kw_only=True)
+def record(cls: type) -> type:
+    """`@dataclass(frozen=True, kw_only=True)` for a normalized record, with an `__init__`
+    that fills the instance in one step. The one dataclasses writes for a frozen class calls
+    `object.__setattr__` once a field: ~4.4 µs for a ServiceM8 material against ~1.1, and a
+    sync builds a record or two for every row it writes (~3 s of the worker's ~28 s of CPU in
+    the benchmark's first full sync). The instance stays frozen (assigning to it afterwards
+    raises FrozenInstanceError), with the same signature, defaults, equality, hash and repr.
+    A class with a default factory, a non-init field or `__post_init__` keeps the generated
+    `__init__`."""
+    cls = dataclass(frozen=True, kw_only=True)(cls)
+    own = fields(cls)
+    if any(not f.init or f.default_factory is not MISSING for f in own) or hasattr(
+        cls, "__post_init__"
+    ):
+        return cls  # (what the generated __init__ does for these, this one would not)
+    defaults = {f"_default_{f.name}": f.default for f in own if f.default is not MISSING}
+    params = ", ".join(
+        f"{f.name}=_default_{f.name}" if f.default is not MISSING else f.name for f in own
+    )
+    filled = ", ".join(f"{f.name!r}: {f.name}" for f in own)
+    namespace = {**defaults, "_set": object.__setattr__}
+    source = f"def __init__(self, *, {params}):\n    _set(self, '__dict__', {{{filled}}})\n"
+    # (source built above from the class's own field names)
+    exec(compile(source, f"<record {cls.__qualname__}>", "exec"), namespace)  # noqa: S102
+    init = namespace["__init__"]
+    init.__qualname__ = f"{cls.__qualname__}.__init__"
+    init.__module__ = cls.__module__
+    cls.__init__ = init
+    return cls
+
+
+@record
 class ExternalRecord:
     """Every normalized record keeps the provider's payload whole in `raw`."""
 
@@ -64,7 +95,7 @@ class ExternalRecord:
     deleted: bool = False
 
 
-@dataclass(frozen=True, kw_only=True)
+@record
 class ExternalClient(ExternalRecord):
     name: str
     kind: str = "unknown"  # residential | commercial | unknown
@@ -76,7 +107,7 @@ class ExternalClient(ExternalRecord):
     parent_external_id: str | None = None
 
 
-@dataclass(frozen=True, kw_only=True)
+@record
 class ExternalContact(ExternalRecord):
     client_external_id: str | None = None
     first_name: str = ""
@@ -88,7 +119,7 @@ class ExternalContact(ExternalRecord):
     is_primary: bool = False
 
 
-@dataclass(frozen=True, kw_only=True)
+@record
 class ExternalStaff(ExternalRecord):
     kind: str = "technician"  # technician | employee
     first_name: str = ""
@@ -99,7 +130,7 @@ class ExternalStaff(ExternalRecord):
     is_active: bool = True
 
 
-@dataclass(frozen=True, kw_only=True)
+@record
 class ExternalJob(ExternalRecord):
     """`status` is one of the unified job statuses (PRODUCT.md); `provider_status` keeps the
     provider's own word. An unknown provider status maps to "pending" and is kept as is."""
@@ -119,7 +150,7 @@ class ExternalJob(ExternalRecord):
     revenue: Decimal = Decimal("0.00")
 
 
-@dataclass(frozen=True, kw_only=True)
+@record
 class ExternalLineItem(ExternalRecord):
     quote_external_id: str
     name: str
@@ -131,7 +162,7 @@ class ExternalLineItem(ExternalRecord):
     sort_order: int = 0
 
 
-@dataclass(frozen=True, kw_only=True)
+@record
 class ExternalQuote(ExternalRecord):
     """`status` is a unified quote status. When the provider embeds the items in the quote
     (ServiceTitan estimates), `line_items` holds all of them, and items missing from it are
@@ -153,7 +184,7 @@ class ExternalQuote(ExternalRecord):
     line_items: tuple[ExternalLineItem, ...] | None = None
 
 
-@dataclass(frozen=True, kw_only=True)
+@record
 class ExternalJobMaterial(ExternalRecord):
     """A material on a job. `quote_external_id`, when set, names the quote this material is
     also a line item of, should that quote exist (a ServiceM8 quote is the job itself)."""
@@ -168,7 +199,7 @@ class ExternalJobMaterial(ExternalRecord):
     quote_external_id: str | None = None
 
 
-@dataclass(frozen=True, kw_only=True)
+@record
 class ExternalJobActivity(ExternalRecord):
     """A visit on a job: when it is scheduled and who works it. `staff_external_ids` are the
     external ids of the ExternalStaff assigned (all of them: ones not synced are ignored when
@@ -182,7 +213,7 @@ class ExternalJobActivity(ExternalRecord):
     notes: str = ""
 
 
-@dataclass(frozen=True, kw_only=True)
+@record
 class ExternalAttachment(ExternalRecord):
     """A file's metadata on a job (never its bytes). `provider_reference` is what
     `Provider.attachment_download` takes to fetch the file through the provider's API: an id,
@@ -196,7 +227,7 @@ class ExternalAttachment(ExternalRecord):
     provider_reference: str = ""
 
 
-@dataclass(frozen=True, kw_only=True)
+@record
 class ExternalLocation(ExternalRecord):
     """A service address of a client (ServiceTitan location; a ServiceM8 site is a client)."""
 
@@ -212,7 +243,7 @@ class ExternalLocation(ExternalRecord):
     longitude: Decimal | None = None
 
 
-@dataclass(frozen=True, kw_only=True)
+@record
 class ExternalJobContact(ExternalRecord):
     """A person named on one job (ServiceM8 jobcontact); `role` is the provider's type word."""
 
@@ -225,7 +256,7 @@ class ExternalJobContact(ExternalRecord):
     mobile: str = ""
 
 
-@dataclass(frozen=True, kw_only=True)
+@record
 class ExternalNote(ExternalRecord):
     """A note on a job or on a client (at least one of the two ids is set)."""
 
@@ -236,7 +267,7 @@ class ExternalNote(ExternalRecord):
     noted_at: datetime | None = None
 
 
-@dataclass(frozen=True, kw_only=True)
+@record
 class ExternalReference(ExternalRecord):
     """A lookup or configuration object (ReferenceRecord): `kind` names it (job_type,
     business_unit, tax_rate…), and `external_id` must be "<kind>:<provider id>"."""
@@ -248,7 +279,7 @@ class ExternalReference(ExternalRecord):
     parent_external_id: str = ""
 
 
-@dataclass(frozen=True, kw_only=True)
+@record
 class ExternalPricebookCategory(ExternalRecord):
     """A pricebook category; `parent_external_id` is its parent category's, for subcategories."""
 
@@ -259,7 +290,7 @@ class ExternalPricebookCategory(ExternalRecord):
     sort_order: int = 0
 
 
-@dataclass(frozen=True, kw_only=True)
+@record
 class ExternalPricebookItem(ExternalRecord):
     """`kind` is material | service | equipment | discount_fee; `category_external_ids` are its
     categories' external ids (ones not synced are ignored when writing)."""
@@ -276,7 +307,7 @@ class ExternalPricebookItem(ExternalRecord):
     category_external_ids: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True, kw_only=True)
+@record
 class ExternalInvoiceItem(ExternalRecord):
     invoice_external_id: str
     name: str = ""
@@ -287,7 +318,7 @@ class ExternalInvoiceItem(ExternalRecord):
     sort_order: int = 0
 
 
-@dataclass(frozen=True, kw_only=True)
+@record
 class ExternalInvoice(ExternalRecord):
     """An invoice; its items come as separate ExternalInvoiceItem records in the same mapped
     tuple (items an invoice no longer has are swept by the next full run)."""
@@ -304,7 +335,7 @@ class ExternalInvoice(ExternalRecord):
     balance: Decimal = Decimal("0.00")
 
 
-@dataclass(frozen=True, kw_only=True)
+@record
 class ExternalPayment(ExternalRecord):
     client_external_id: str | None = None
     invoice_external_id: str | None = None
