@@ -3,23 +3,25 @@ cannot exist without its parent (a job's materials, a quote's line items…).
 
 Two single-column foreign keys (parent, integration) make the database check two rows for
 every row a sync writes, at commit: an index lookup and a row lock each, the integration's
-one row locked by every writer at once. On the ServiceM8 benchmark those checks were about a
-quarter of PostgreSQL's time. One foreign key over both columns, against the parent's own
-(id, integration) unique key, is checked once a row and says more than the two did: the
-parent exists *and* belongs to the row's integration (so the row's integration exists too,
-through the parent's own foreign key). The model keeps both as Django relations
+one row locked by every writer at once. While the ServiceM8 benchmark wrote job materials and
+line items, those checks were ~30% of PostgreSQL's CPU; one key instead of two took its first
+full sync from ~45 s to ~43 s (bench/README.md). One foreign key over both columns, against
+the parent's own (id, integration) unique key, is checked once a row and says more than the
+two did: the parent exists *and* belongs to the row's integration (so the row's integration
+exists too, through the parent's own foreign key). The model keeps both as Django relations
 (`db_constraint=False`: no database constraint of their own), and Django's deletes cascade
 as before; the database refuses anything that would leave a row without its parent.
 
 The parent model needs `UniqueConstraint(fields=["id", "integration"])` (a foreign key
-references a unique key). PostgreSQL and SQLite both take the constraint, deferred to the
-commit like Django's own foreign keys."""
+references a unique key; `check` says so when it is missing). PostgreSQL and SQLite both take
+the constraint, deferred to the commit like Django's own foreign keys. Renaming the parent
+link needs the constraint removed and added again (a migration's state keeps `field`)."""
 
 from __future__ import annotations
 
 from django.core.exceptions import ValidationError
 from django.db import DEFAULT_DB_ALIAS
-from django.db.models import BaseConstraint
+from django.db.models import BaseConstraint, UniqueConstraint
 
 
 class ParentInIntegration(BaseConstraint):
@@ -42,7 +44,7 @@ class ParentInIntegration(BaseConstraint):
         fk = model._meta.get_field(self.field)
         parent = fk.related_model._meta
         columns = (fk.column, model._meta.get_field("integration").column)
-        targets = (parent.pk.column, parent.get_field("integration").column)
+        targets = (fk.target_field.column, parent.get_field("integration").column)
         return (
             f"FOREIGN KEY ({', '.join(map(quote, columns))}) "
             f"REFERENCES {quote(parent.db_table)} ({', '.join(map(quote, targets))})"
@@ -66,14 +68,47 @@ class ParentInIntegration(BaseConstraint):
         fk = model._meta.get_field(self.field)
         if exclude and {fk.name, "integration"} & set(exclude):
             return
-        parent_id, integration_id = getattr(instance, fk.attname), instance.integration_id
+        integration = model._meta.get_field("integration")
+        parent_id = getattr(instance, fk.attname)
+        integration_id = getattr(instance, integration.attname)
         if parent_id is None or integration_id is None:
             return  # (the fields' own validation says what is missing)
         parents = fk.related_model._base_manager.using(using)
-        if not parents.filter(pk=parent_id, integration_id=integration_id).exists():
+        lookup = {fk.target_field.attname: parent_id, integration.attname: integration_id}
+        if not parents.filter(**lookup).exists():
             raise ValidationError(
                 self.get_violation_error_message(), code=self.violation_error_code
             )
+
+    def check(self, model, connection):
+        """System check: `field` is a foreign key, both models have an `integration`, and
+        the parent has the (its key, integration) unique key the database needs."""
+        from django.core import checks
+        from django.core.exceptions import FieldDoesNotExist
+
+        def error(message: str) -> list:
+            return [checks.Error(message, obj=model, id="portal.E001")]
+
+        try:
+            fk = model._meta.get_field(self.field)
+            model._meta.get_field("integration")
+        except FieldDoesNotExist as exc:
+            return error(f"{self.name}: {exc}")
+        if not fk.many_to_one:
+            return error(f"{self.name}: {self.field!r} is not a foreign key")
+        parent = fk.related_model._meta
+        wanted = {fk.target_field.name, "integration"}
+        keys = [
+            c
+            for c in parent.constraints
+            if isinstance(c, UniqueConstraint) and c.condition is None and set(c.fields) == wanted
+        ]
+        if not keys:
+            return error(
+                f"{self.name}: {parent.label} needs a unique constraint on "
+                f"({fk.target_field.name}, integration) for this foreign key to reference"
+            )
+        return []
 
     def deconstruct(self):
         path, args, kwargs = super().deconstruct()

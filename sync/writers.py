@@ -41,7 +41,6 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from decimal import Decimal
 
 import orjson
 from django.db import DatabaseError, connection, models, transaction
@@ -376,12 +375,6 @@ def content_digest(values: dict) -> str:
     return _digest_with_raw(rest, _encode(values.get("raw")))
 
 
-def _json_default(value: object) -> str:
-    if isinstance(value, datetime | Decimal):
-        return str(value)
-    return repr(value)
-
-
 _SORTED = orjson.OPT_SORT_KEYS
 
 
@@ -391,12 +384,11 @@ def _encode(value: object) -> bytes:
     is as deterministic: the same input always gives the same text."""
     try:
         # (orjson writes datetimes itself and calls `default` for the rest, Decimals above
-        # all: `str` is a C call where `_json_default` was a Python frame, ~0.7 µs a row of
-        # three amounts; the text is the same)
+        # all: `str`, a C call, ~0.7 µs a row of three amounts faster than a Python function)
         return orjson.dumps(value, default=str, option=_SORTED)
     except (orjson.JSONEncodeError, TypeError):
         # (ASCII: a lone surrogate becomes a \u escape, which the database judges per row)
-        text = json.dumps(value, sort_keys=True, default=_json_default, separators=(",", ":"))
+        text = json.dumps(value, sort_keys=True, default=str, separators=(",", ":"))
         return text.encode()
 
 

@@ -4,11 +4,15 @@ import django.db.models.deletion
 import portal.constraints
 from django.db import migrations, models
 
+from portal.migrations._parent_key_ops import ParentKeysOnline
+
 
 class Migration(migrations.Migration):
     """Each synced row that needs its parent gets one foreign key over (parent, integration)
-    instead of one on each (portal.constraints.ParentInIntegration says why): the parents'
-    (id, integration) keys first, then the old constraints go and the new ones come."""
+    instead of one on each (portal.constraints.ParentInIntegration says why), added online
+    on PostgreSQL (portal/migrations/_parent_key_ops.py): not atomic."""
+
+    atomic = False
 
     dependencies = [
         ("integrations", "0003_connection_tests_incidents"),
@@ -16,151 +20,155 @@ class Migration(migrations.Migration):
     ]
 
     operations = [
-        migrations.AddConstraint(
-            model_name="invoice",
-            constraint=models.UniqueConstraint(
-                fields=("id", "integration"), name="portal_invoice_parent_key"
-            ),
-        ),
-        migrations.AddConstraint(
-            model_name="job",
-            constraint=models.UniqueConstraint(
-                fields=("id", "integration"), name="portal_job_parent_key"
-            ),
-        ),
-        migrations.AlterField(
-            model_name="attachment",
-            name="integration",
-            field=models.ForeignKey(
-                db_constraint=False,
-                db_index=False,
-                on_delete=django.db.models.deletion.PROTECT,
-                related_name="+",
-                to="integrations.integration",
-            ),
-        ),
-        migrations.AlterField(
-            model_name="attachment",
-            name="job",
-            field=models.ForeignKey(
-                db_constraint=False,
-                on_delete=django.db.models.deletion.CASCADE,
-                related_name="attachments",
-                to="portal.job",
-            ),
-        ),
-        migrations.AlterField(
-            model_name="invoiceitem",
-            name="integration",
-            field=models.ForeignKey(
-                db_constraint=False,
-                db_index=False,
-                on_delete=django.db.models.deletion.PROTECT,
-                related_name="+",
-                to="integrations.integration",
-            ),
-        ),
-        migrations.AlterField(
-            model_name="invoiceitem",
-            name="invoice",
-            field=models.ForeignKey(
-                db_constraint=False,
-                on_delete=django.db.models.deletion.CASCADE,
-                related_name="items",
-                to="portal.invoice",
-            ),
-        ),
-        migrations.AlterField(
-            model_name="jobactivity",
-            name="integration",
-            field=models.ForeignKey(
-                db_constraint=False,
-                db_index=False,
-                on_delete=django.db.models.deletion.PROTECT,
-                related_name="+",
-                to="integrations.integration",
-            ),
-        ),
-        migrations.AlterField(
-            model_name="jobactivity",
-            name="job",
-            field=models.ForeignKey(
-                db_constraint=False,
-                on_delete=django.db.models.deletion.CASCADE,
-                related_name="activities",
-                to="portal.job",
-            ),
-        ),
-        migrations.AlterField(
-            model_name="jobcontact",
-            name="integration",
-            field=models.ForeignKey(
-                db_constraint=False,
-                db_index=False,
-                on_delete=django.db.models.deletion.PROTECT,
-                related_name="+",
-                to="integrations.integration",
-            ),
-        ),
-        migrations.AlterField(
-            model_name="jobcontact",
-            name="job",
-            field=models.ForeignKey(
-                db_constraint=False,
-                on_delete=django.db.models.deletion.CASCADE,
-                related_name="contacts",
-                to="portal.job",
-            ),
-        ),
-        migrations.AlterField(
-            model_name="jobmaterial",
-            name="integration",
-            field=models.ForeignKey(
-                db_constraint=False,
-                db_index=False,
-                on_delete=django.db.models.deletion.PROTECT,
-                related_name="+",
-                to="integrations.integration",
-            ),
-        ),
-        migrations.AlterField(
-            model_name="jobmaterial",
-            name="job",
-            field=models.ForeignKey(
-                db_constraint=False,
-                on_delete=django.db.models.deletion.CASCADE,
-                related_name="materials",
-                to="portal.job",
-            ),
-        ),
-        migrations.AddConstraint(
-            model_name="attachment",
-            constraint=portal.constraints.ParentInIntegration(
-                field="job", name="portal_attachment_job_in_integration"
-            ),
-        ),
-        migrations.AddConstraint(
-            model_name="invoiceitem",
-            constraint=portal.constraints.ParentInIntegration(
-                field="invoice", name="portal_invoiceitem_invoice_in_integration"
-            ),
-        ),
-        migrations.AddConstraint(
-            model_name="jobactivity",
-            constraint=portal.constraints.ParentInIntegration(
-                field="job", name="portal_jobactivity_job_in_integration"
-            ),
-        ),
-        migrations.AddConstraint(
-            model_name="jobcontact",
-            constraint=portal.constraints.ParentInIntegration(
-                field="job", name="portal_jobcontact_job_in_integration"
-            ),
-        ),
-        migrations.AddConstraint(
-            model_name="jobmaterial",
-            constraint=portal.constraints.ParentInIntegration(
-                field="job", name="portal_jobmaterial_job_in_integration"
-            ),
-        ),
+        ParentKeysOnline(
+            operations=[
+                migrations.AddConstraint(
+                    model_name="invoice",
+                    constraint=models.UniqueConstraint(
+                        fields=("id", "integration"), name="portal_invoice_parent_key"
+                    ),
+                ),
+                migrations.AddConstraint(
+                    model_name="job",
+                    constraint=models.UniqueConstraint(
+                        fields=("id", "integration"), name="portal_job_parent_key"
+                    ),
+                ),
+                migrations.AlterField(
+                    model_name="attachment",
+                    name="integration",
+                    field=models.ForeignKey(
+                        db_constraint=False,
+                        db_index=False,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="+",
+                        to="integrations.integration",
+                    ),
+                ),
+                migrations.AlterField(
+                    model_name="attachment",
+                    name="job",
+                    field=models.ForeignKey(
+                        db_constraint=False,
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="attachments",
+                        to="portal.job",
+                    ),
+                ),
+                migrations.AlterField(
+                    model_name="invoiceitem",
+                    name="integration",
+                    field=models.ForeignKey(
+                        db_constraint=False,
+                        db_index=False,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="+",
+                        to="integrations.integration",
+                    ),
+                ),
+                migrations.AlterField(
+                    model_name="invoiceitem",
+                    name="invoice",
+                    field=models.ForeignKey(
+                        db_constraint=False,
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="items",
+                        to="portal.invoice",
+                    ),
+                ),
+                migrations.AlterField(
+                    model_name="jobactivity",
+                    name="integration",
+                    field=models.ForeignKey(
+                        db_constraint=False,
+                        db_index=False,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="+",
+                        to="integrations.integration",
+                    ),
+                ),
+                migrations.AlterField(
+                    model_name="jobactivity",
+                    name="job",
+                    field=models.ForeignKey(
+                        db_constraint=False,
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="activities",
+                        to="portal.job",
+                    ),
+                ),
+                migrations.AlterField(
+                    model_name="jobcontact",
+                    name="integration",
+                    field=models.ForeignKey(
+                        db_constraint=False,
+                        db_index=False,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="+",
+                        to="integrations.integration",
+                    ),
+                ),
+                migrations.AlterField(
+                    model_name="jobcontact",
+                    name="job",
+                    field=models.ForeignKey(
+                        db_constraint=False,
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="contacts",
+                        to="portal.job",
+                    ),
+                ),
+                migrations.AlterField(
+                    model_name="jobmaterial",
+                    name="integration",
+                    field=models.ForeignKey(
+                        db_constraint=False,
+                        db_index=False,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="+",
+                        to="integrations.integration",
+                    ),
+                ),
+                migrations.AlterField(
+                    model_name="jobmaterial",
+                    name="job",
+                    field=models.ForeignKey(
+                        db_constraint=False,
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="materials",
+                        to="portal.job",
+                    ),
+                ),
+                migrations.AddConstraint(
+                    model_name="attachment",
+                    constraint=portal.constraints.ParentInIntegration(
+                        field="job", name="portal_attachment_job_in_integration"
+                    ),
+                ),
+                migrations.AddConstraint(
+                    model_name="invoiceitem",
+                    constraint=portal.constraints.ParentInIntegration(
+                        field="invoice", name="portal_invoiceitem_invoice_in_integration"
+                    ),
+                ),
+                migrations.AddConstraint(
+                    model_name="jobactivity",
+                    constraint=portal.constraints.ParentInIntegration(
+                        field="job", name="portal_jobactivity_job_in_integration"
+                    ),
+                ),
+                migrations.AddConstraint(
+                    model_name="jobcontact",
+                    constraint=portal.constraints.ParentInIntegration(
+                        field="job", name="portal_jobcontact_job_in_integration"
+                    ),
+                ),
+                migrations.AddConstraint(
+                    model_name="jobmaterial",
+                    constraint=portal.constraints.ParentInIntegration(
+                        field="job", name="portal_jobmaterial_job_in_integration"
+                    ),
+                ),
+            ]
+        )
     ]

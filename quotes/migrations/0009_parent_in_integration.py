@@ -4,11 +4,15 @@ import django.db.models.deletion
 import portal.constraints
 from django.db import migrations, models
 
+from portal.migrations._parent_key_ops import ParentKeysOnline
+
 
 class Migration(migrations.Migration):
     """Each synced row that needs its parent gets one foreign key over (parent, integration)
-    instead of one on each (portal.constraints.ParentInIntegration says why): the parents'
-    (id, integration) keys first, then the old constraints go and the new ones come."""
+    instead of one on each (portal.constraints.ParentInIntegration says why), added online
+    on PostgreSQL (portal/migrations/_parent_key_ops.py): not atomic."""
+
+    atomic = False
 
     dependencies = [
         ("integrations", "0003_connection_tests_incidents"),
@@ -17,37 +21,41 @@ class Migration(migrations.Migration):
     ]
 
     operations = [
-        migrations.AddConstraint(
-            model_name="quote",
-            constraint=models.UniqueConstraint(
-                fields=("id", "integration"), name="quotes_quote_parent_key"
-            ),
-        ),
-        migrations.AlterField(
-            model_name="quotelineitem",
-            name="integration",
-            field=models.ForeignKey(
-                db_constraint=False,
-                db_index=False,
-                on_delete=django.db.models.deletion.PROTECT,
-                related_name="+",
-                to="integrations.integration",
-            ),
-        ),
-        migrations.AlterField(
-            model_name="quotelineitem",
-            name="quote",
-            field=models.ForeignKey(
-                db_constraint=False,
-                on_delete=django.db.models.deletion.CASCADE,
-                related_name="line_items",
-                to="quotes.quote",
-            ),
-        ),
-        migrations.AddConstraint(
-            model_name="quotelineitem",
-            constraint=portal.constraints.ParentInIntegration(
-                field="quote", name="quotes_quotelineitem_quote_in_integration"
-            ),
-        ),
+        ParentKeysOnline(
+            operations=[
+                migrations.AddConstraint(
+                    model_name="quote",
+                    constraint=models.UniqueConstraint(
+                        fields=("id", "integration"), name="quotes_quote_parent_key"
+                    ),
+                ),
+                migrations.AlterField(
+                    model_name="quotelineitem",
+                    name="integration",
+                    field=models.ForeignKey(
+                        db_constraint=False,
+                        db_index=False,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="+",
+                        to="integrations.integration",
+                    ),
+                ),
+                migrations.AlterField(
+                    model_name="quotelineitem",
+                    name="quote",
+                    field=models.ForeignKey(
+                        db_constraint=False,
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="line_items",
+                        to="quotes.quote",
+                    ),
+                ),
+                migrations.AddConstraint(
+                    model_name="quotelineitem",
+                    constraint=portal.constraints.ParentInIntegration(
+                        field="quote", name="quotes_quotelineitem_quote_in_integration"
+                    ),
+                ),
+            ]
+        )
     ]

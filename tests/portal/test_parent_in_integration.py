@@ -152,3 +152,45 @@ def test_the_constraint_deconstructs_and_compares():
     assert ParentInIntegration(*args, **kwargs) == key
     assert ParentInIntegration(field="quote", name="k") != key
     assert "field='job'" in repr(key)
+
+
+def test_the_keys_are_checked_at_commit(integration):
+    """Deferred, as Django's own foreign keys: a child may be written before its parent within
+    a transaction (the catalogue says so on PostgreSQL, the table's SQL on SQLite)."""
+    tables = [model._meta.db_table for model in CHILDREN]
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute(
+                "SELECT conrelid::regclass::text, condeferrable, condeferred FROM pg_constraint "
+                "WHERE contype = 'f' AND conname LIKE '%%_in_integration'"
+            )
+            found = {table: (d, dd) for table, d, dd in cursor.fetchall()}
+            assert found == dict.fromkeys(tables, (True, True))
+        else:
+            for table in tables:
+                cursor.execute("SELECT sql FROM sqlite_master WHERE name = %s", [table])
+                (sql,) = cursor.fetchone()
+                assert "_in_integration" in sql and "DEFERRABLE INITIALLY DEFERRED" in sql
+    job_pk = factories.JobFactory(integration=integration).pk + 100
+
+    def child_first():
+        JobMaterial.objects.create(
+            integration=integration, external_id="early", job_id=job_pk, name="Pipe"
+        )
+        factories.JobFactory(integration=integration, id=job_pk)
+
+    checked(child_first)
+    assert JobMaterial.objects.get(external_id="early").job_id == job_pk
+
+
+def test_the_system_check_names_a_missing_parent_key():
+    key = ParentInIntegration(field="job", name="k")
+    assert key.check(JobMaterial, connection) == []
+    assert key.check(Job, connection)[0].id == "portal.E001"  # (Job has no "job" field)
+    wrong = ParentInIntegration(field="name", name="k")
+    assert "is not a foreign key" in wrong.check(JobMaterial, connection)[0].msg
+    # Quote's parent key is there; a Client-parented key has none to reference.
+    from portal.models import Contact
+
+    missing = ParentInIntegration(field="client", name="k").check(Contact, connection)
+    assert "needs a unique constraint on (id, integration)" in missing[0].msg
